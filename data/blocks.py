@@ -34,6 +34,7 @@ class Block(IntEnum):
     GRAVEL = 17
     SANDSTONE = 18
     COBBLESTONE = 19
+    SPRUCE_LEAVES = 20  # snow-dusted needles of the icy biome's spruces
 
 
 NUM_BLOCKS = len(Block)

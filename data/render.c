@@ -4,6 +4,10 @@
  * Traversal Algorithm", 1987) until it hits an opaque block, leaves the top of the
  * world, or passes the view distance. The world wraps in x and z. Rays above the
  * terrain skip whole 8x8 column tiles using a per-tile height bound (tile_top).
+ * A hit face gets its texture (mip level by distance) and a fixed shade per face
+ * direction; water is see-through, tinted more the deeper the ray goes; fog blends to
+ * the sky colour (a gradient with a cloud layer) towards the view distance. The
+ * crosshair and the first-person arm are drawn over the picture.
  *
  * Determinism: only + - * / and floorf/sqrtf (exactly rounded in IEEE 754) are used;
  * every sin/cos is computed by the caller and passed in. Compiled with -O2
@@ -11,22 +15,23 @@
  * x86-64 or arm64 machine. Single-threaded on purpose: callers parallelise over
  * worlds, not pixels.
  *
- * Layouts: blocks uint8 [x][y][z] (size, height, size); atlas uint8
- * [block][face: top, side, bottom][16][16][3]; out uint8 [row][col][3], row 0 at top.
+ * Layouts: blocks uint8 [x][y][z] (size, height, size); atlas uint8: five mip levels
+ * concatenated, level k [block][face: top, side, bottom][16 >> k][16 >> k][3]; out uint8
+ * [row][col][3], row 0 at top.
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define TEX 16
-#define BEDROCK 16
+#define BEDROCK 16 /* Block.BEDROCK; data/render.py checks they agree */
 #define WATER_REACH 6.0f /* blocks a ray travels under water before the water counts as opaque */
 
 /* cam: eye[3], forward[3], right[3], up[3], tan(fov_y / 2), view distance */
 enum { CAM_EYE = 0, CAM_FWD = 3, CAM_RIGHT = 6, CAM_UP = 9, CAM_TAN = 12, CAM_DIST = 13, CAM_LEN = 14 };
 
 /* hand: rotation[9] (columns: arm local axes in camera space), fist[3], focal (pixels at z = 1),
- * half width, length, swing brightness; camera space is x right, y up, z forward. */
+ * half width, length; camera space is x right, y up, z forward. */
 enum { HAND_R = 0, HAND_P = 9, HAND_F = 12, HAND_W = 13, HAND_L = 14, HAND_LEN = 15 };
 
 enum { FLAG_HAND = 1, FLAG_CROSSHAIR = 2 };
@@ -68,18 +73,35 @@ static inline void add_clouds(const uint8_t *clouds, int cells, int size, int he
     for (int k = 0; k < 3; k++) c[k] = c[k] * (1.0f - a) + 250.0f * a;
 }
 
-/* Texel of `block` on `face` at (u, v) in [0, 1]; v = 0 is the top row of the texture. */
-static inline const uint8_t *texel(const uint8_t *atlas, int block, int face, float u, float v) {
-    int col = (int)(u * TEX), row = (int)(v * TEX);
-    col = col < 0 ? 0 : (col > TEX - 1 ? TEX - 1 : col);
-    row = row < 0 ? 0 : (row > TEX - 1 ? TEX - 1 : row);
-    return atlas + ((((size_t)block * 3 + face) * TEX + row) * TEX + col) * 3;
+/* Texture mip levels, concatenated: level k is [block][face][16 >> k][16 >> k][3]. */
+#define MIP_LEVELS 5
+
+/* Texel of `block` on `face` at (u, v) in [0, 1] from mip level `level`; v = 0 is the top row. */
+static inline const uint8_t *texel(const uint8_t *atlas, const size_t *mip_offset, int block, int face, int level,
+                                   float u, float v) {
+    int side = TEX >> level;
+    int col = (int)(u * (float)side), row = (int)(v * (float)side);
+    col = col < 0 ? 0 : (col > side - 1 ? side - 1 : col);
+    row = row < 0 ? 0 : (row > side - 1 ? side - 1 : row);
+    return atlas + mip_offset[level] + ((((size_t)block * 3 + face) * side + row) * side + col) * 3;
+}
+
+/* The mip level for a face seen `t` blocks away when one pixel spans `pixel_angle` radians:
+ * the level at which one texel is about one pixel (16 texels per block at level 0). */
+static inline int mip_level(float t, float pixel_angle) {
+    float texels = t * pixel_angle * (float)TEX;
+    int level = 0;
+    while (texels >= 2.0f && level < MIP_LEVELS - 1) {
+        texels *= 0.5f;
+        level++;
+    }
+    return level;
 }
 
 /* Colour of the face of cell (ix, iy, iz) that the ray hit at distance t through `axis`
  * (0: x face, 1: y face, 2: z face; -1: the ray starts inside the block). */
-static void shade_hit(const uint8_t *atlas, int block, int axis, int step_y, float t, const float *e,
-                      const float *d, int ix, int iy, int iz, float *c) {
+static void shade_hit(const uint8_t *atlas, const size_t *mip_offset, float pixel_angle, int block, int axis,
+                      int step_y, float t, const float *e, const float *d, int ix, int iy, int iz, float *c) {
     float px = e[0] + d[0] * t, py = e[1] + d[1] * t, pz = e[2] + d[2] * t;
     float fx = px - (float)ix, fy = py - (float)iy, fz = pz - (float)iz;
     int face;
@@ -100,7 +122,7 @@ static void shade_hit(const uint8_t *atlas, int block, int axis, int step_y, flo
         v = 1.0f - fy;
         shade = 0.8f;
     }
-    const uint8_t *tx = texel(atlas, block, face, u, v);
+    const uint8_t *tx = texel(atlas, mip_offset, block, face, mip_level(t, pixel_angle), u, v);
     c[0] = tx[0] * shade;
     c[1] = tx[1] * shade;
     c[2] = tx[2] * shade;
@@ -114,8 +136,9 @@ static inline float fog_amount(float t, float dist) {
 
 /* Trace one ray; writes its RGB (0..255 floats) to c. */
 static void trace(const uint8_t *blocks, int size, int height, const int32_t *tile_top, int tile_shift,
-                  int world_top, const uint8_t *atlas, int water, const uint8_t *clouds, int cloud_cells,
-                  const float *e, const int *eye_cell, const float *d, float dist, float *c) {
+                  int world_top, const uint8_t *atlas, const size_t *mip_offset, float pixel_angle, int water,
+                  const uint8_t *clouds, int cloud_cells, const float *e, const int *eye_cell, const float *d,
+                  float dist, float *c) {
     const float BIG = 1e30f;
     const int tile = 1 << tile_shift, ntiles = size >> tile_shift;
     int ix = eye_cell[0], iy = eye_cell[1], iz = eye_cell[2], wx = eye_cell[3], wz = eye_cell[4];
@@ -144,7 +167,7 @@ static void trace(const uint8_t *blocks, int size, int height, const int32_t *ti
         if (iy >= height) {
             if (d[1] >= 0) break; /* left through the top of the world: sky */
         } else if (iy < 0) {
-            shade_hit(atlas, BEDROCK, axis, sy, t, e, d, ix, iy, iz, hit_c);
+            shade_hit(atlas, mip_offset, pixel_angle, BEDROCK, axis, sy, t, e, d, ix, iy, iz, hit_c);
             hit = 1;
             break;
         } else {
@@ -153,10 +176,13 @@ static void trace(const uint8_t *blocks, int size, int height, const int32_t *ti
                 if (!in_water) {
                     in_water = 1;
                     t_water = t;
-                    shade_hit(atlas, water, axis < 0 ? 1 : axis, axis < 0 ? -1 : sy, t, e, d, ix, iy, iz, water_c);
+                    /* An eye under water sees the water's top face colour around it. */
+                    int face_axis = axis < 0 ? 1 : axis, face_step = axis < 0 ? -1 : sy;
+                    shade_hit(atlas, mip_offset, pixel_angle, water, face_axis, face_step, t, e, d, ix, iy, iz,
+                              water_c);
                 }
             } else if (b != 0) {
-                shade_hit(atlas, b, axis, sy, t, e, d, ix, iy, iz, hit_c);
+                shade_hit(atlas, mip_offset, pixel_angle, b, axis, sy, t, e, d, ix, iy, iz, hit_c);
                 hit = 1;
                 break;
             }
@@ -346,7 +372,7 @@ static void draw_crosshair(uint8_t *out, int width, int height) {
 /* ---------------------------------------------------------------------------- entry points */
 
 int wm_render(const uint8_t *blocks, int size, int height, const int32_t *tile_top, int tile_shift,
-              const uint8_t *atlas, int water, const uint8_t *clouds, int cloud_cells, const float *cam,
+              const uint8_t *atlas, int num_blocks, int water, const uint8_t *clouds, int cloud_cells, const float *cam,
               const float *hand, int flags, int width, int rows, uint8_t *out) {
     if (size <= 0 || height <= 0 || width <= 0 || rows <= 0) return -1;
     const float *e = cam + CAM_EYE, *fw = cam + CAM_FWD, *rt = cam + CAM_RIGHT, *up = cam + CAM_UP;
@@ -355,6 +381,12 @@ int wm_render(const uint8_t *blocks, int size, int height, const int32_t *tile_t
     for (int i = 0; i < (size >> tile_shift) * (size >> tile_shift); i++)
         world_top = tile_top[i] > world_top ? tile_top[i] : world_top;
     float c[3], d[3];
+    size_t mip_offset[MIP_LEVELS];
+    for (int k = 0, off = 0; k < MIP_LEVELS; k++) {
+        mip_offset[k] = (size_t)off;
+        off += num_blocks * 3 * (TEX >> k) * (TEX >> k) * 3;
+    }
+    float pixel_angle = 2.0f * tan_y / (float)rows; /* radians one pixel spans, near the centre */
     int ex = (int)floorf(e[0]), ey = (int)floorf(e[1]), ez = (int)floorf(e[2]);
     const int eye_cell[5] = {ex, ey, ez, wrap(ex, size), wrap(ez, size)}; /* the same for every ray */
     for (int y = 0; y < rows; y++) {
@@ -364,8 +396,8 @@ int wm_render(const uint8_t *blocks, int size, int height, const int32_t *tile_t
             for (int k = 0; k < 3; k++) d[k] = fw[k] + rt[k] * u + up[k] * v;
             float inv = 1.0f / sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
             d[0] *= inv, d[1] *= inv, d[2] *= inv;
-            trace(blocks, size, height, tile_top, tile_shift, world_top, atlas, water, clouds, cloud_cells, e, eye_cell, d,
-                  dist, c);
+            trace(blocks, size, height, tile_top, tile_shift, world_top, atlas, mip_offset, pixel_angle, water, clouds,
+                  cloud_cells, e, eye_cell, d, dist, c);
             uint8_t *o = out + ((size_t)y * width + x) * 3;
             for (int k = 0; k < 3; k++) o[k] = (uint8_t)clampf(c[k] + 0.5f, 0.0f, 255.0f);
         }

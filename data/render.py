@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.blocks import Block
-from data.textures import build_atlas
+from data.blocks import NUM_BLOCKS, Block
+from data.textures import build_atlas, build_mipmaps
 from data.world import World
 
 SOURCE = Path(__file__).with_name("render.c")
@@ -39,6 +39,9 @@ CFLAGS = ("-O2", "-shared", "-fPIC", "-ffp-contract=off", "-std=c99")
 VIEW_DISTANCE = 48.0  # blocks; fog reaches the sky colour there
 HAND_FOV = 70.0  # the arm is drawn with its own fixed fov, so sprinting does not stretch it
 FLAG_HAND, FLAG_CROSSHAIR = 1, 2
+if Block.BEDROCK != 16:  # render.c draws below-the-world cells as block 16
+    raise ImportError("data/render.c assumes Block.BEDROCK == 16; update its BEDROCK define")
+MAX_COORDINATE = 1e6  # blocks; beyond this float32 cannot place the eye inside a block
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,13 @@ def _compile() -> Path:
     target = _cache_dir() / key / "render.so"
     if target.exists():
         return target
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    wanted = os.environ.get("CC")
+    compiler = shutil.which(wanted) if wanted else (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"))
     if compiler is None:
         raise RuntimeError(
-            f"the renderer needs a C compiler to build {SOURCE}, and none was found "
-            "(install gcc or clang, e.g. `apt-get install gcc`, or set CC)"
+            f"the renderer needs a C compiler to build {SOURCE}, and "
+            + (f"CC={wanted!r} was not found" if wanted else "none was found (cc, gcc, clang)")
+            + "; install one (e.g. `apt-get install gcc`) or point CC at it"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
@@ -124,7 +129,7 @@ def _lib() -> ctypes.CDLL:
     if _LIB is None:
         lib = ctypes.CDLL(str(_compile()))
         p, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
-        lib.wm_render.argtypes = [p, i, i, p, i, p, i, p, i, p, p, i, i, i, p]
+        lib.wm_render.argtypes = [p, i, i, p, i, p, i, i, p, i, p, p, i, i, i, p]
         lib.wm_render.restype = i
         lib.wm_raycast.argtypes = [p, i, i, i, p, f, p]
         lib.wm_raycast.restype = i
@@ -136,9 +141,10 @@ _ATLAS: np.ndarray | None = None
 
 
 def _atlas() -> np.ndarray:
+    """The texture atlas and its mip levels, flattened one after another (the layout render.c reads)."""
     global _ATLAS
     if _ATLAS is None:
-        _ATLAS = np.ascontiguousarray(build_atlas())
+        _ATLAS = np.ascontiguousarray(np.concatenate([level.ravel() for level in build_mipmaps(build_atlas())]))
     return _ATLAS
 
 
@@ -201,12 +207,15 @@ ARM_HALF_WIDTH, ARM_LENGTH = 0.1, 0.95
 
 def _hand(view: View, rows: int) -> np.ndarray:
     """float32 [rotation (3x3, columns = arm axes), fist, focal, half width, length] for wm_render."""
-    k = math.sin(math.pi * view.hand_swing)  # 0 at rest, 1 at the peak of the swing
+    # 0 at rest, 1 at the peak of the swing. As in Minecraft, the sideways part runs on
+    # sqrt(progress): a fast strike and a slower return, so no two phases look alike.
+    k = math.sin(math.pi * view.hand_swing)
+    k_fast = math.sin(math.pi * math.sqrt(view.hand_swing))
     # Sideways once per stride, down at every step; phase 0 is the arm at rest.
     bob_x = 0.03 * math.sin(view.hand_bob)
     bob_y = -0.035 * abs(math.sin(view.hand_bob))
     fist = (
-        FIST_REST[0] + k * FIST_SWING[0] + bob_x,
+        FIST_REST[0] + k_fast * FIST_SWING[0] + bob_x,
         FIST_REST[1] + k * FIST_SWING[1] + bob_y,
         FIST_REST[2] + k * FIST_SWING[2],
     )
@@ -222,22 +231,35 @@ def _hand(view: View, rows: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- public API
 
 
+def _check_blocks(world: World) -> None:
+    """The C code trusts the array's shape and type; a mismatch would read out of bounds, so check here."""
+    blocks, shape = world.blocks, (world.size, world.height, world.size)
+    if not (blocks.flags.c_contiguous and blocks.dtype == np.uint8 and blocks.shape == shape):
+        raise ValueError(f"world.blocks must be a C-contiguous uint8 array {shape}, got {blocks.dtype} {blocks.shape}")
+
+
 def render(world: World, view: View, width: int, height: int | None = None) -> np.ndarray:
     """The first-person frame seen from `view`: uint8 (height, width, 3) RGB; height defaults to width."""
     height = width if height is None else height
     if width < 8 or height < 8:
         raise ValueError(f"frame must be at least 8x8 pixels, got {width}x{height}")
-    blocks, tile_top = world.blocks, world.tile_top
-    if not (blocks.flags.c_contiguous and blocks.dtype == np.uint8 and tile_top.dtype == np.int32):
-        raise ValueError("world.blocks must be C-contiguous uint8 and world.tile_top int32")
+    _check_blocks(world)
+    tile_top, tiles = world.tile_top, world.size // world.tile
+    if not (tile_top.flags.c_contiguous and tile_top.dtype == np.int32 and tile_top.shape == (tiles, tiles)):
+        raise ValueError(f"world.tile_top must be C-contiguous int32 {(tiles, tiles)}; call world.refresh_render_bounds()")
+    if max(abs(c) for c in view.eye) > MAX_COORDINATE:
+        raise ValueError(f"View.eye {view.eye} is too far out; wrap x and z into the world first")
     out = np.empty((height, width, 3), np.uint8)
     cam = _camera(view)
     hand = _hand(view, height)
     flags = (FLAG_HAND if view.show_hand else 0) | (FLAG_CROSSHAIR if view.show_crosshair else 0)
     code = _lib().wm_render(
-        blocks.ctypes.data, world.size, world.height, tile_top.ctypes.data, world.tile.bit_length() - 1,
-        _atlas().ctypes.data, int(Block.WATER), _clouds().ctypes.data, CLOUD_CELLS, cam.ctypes.data, hand.ctypes.data, flags, width, height,
-        out.ctypes.data,
+        world.blocks.ctypes.data, world.size, world.height,
+        tile_top.ctypes.data, world.tile.bit_length() - 1,
+        _atlas().ctypes.data, NUM_BLOCKS, int(Block.WATER),
+        _clouds().ctypes.data, CLOUD_CELLS,
+        cam.ctypes.data, hand.ctypes.data, flags,
+        width, height, out.ctypes.data,
     )  # fmt: skip
     if code != 0:
         raise RuntimeError(f"wm_render failed with code {code}")
@@ -253,6 +275,10 @@ def raycast_block(
     where `use` places a block), both wrapped into the world, or None if nothing is in reach.
     Water is not a target: the ray passes through it.
     """
+    _check_blocks(world)
+    if not all(math.isfinite(c) and abs(c) <= MAX_COORDINATE for c in (*eye, yaw, pitch, reach)) or reach < 0:
+        raise ValueError(f"raycast_block needs a finite eye within {MAX_COORDINATE:g} blocks and reach >= 0, "
+                         f"got eye {eye}, reach {reach}")  # fmt: skip
     ray = np.array([*eye, *look_direction(yaw, pitch)], np.float32)
     out = np.zeros(6, np.int32)
     hit = _lib().wm_raycast(world.blocks.ctypes.data, world.size, world.height, int(Block.WATER), ray.ctypes.data,

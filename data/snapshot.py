@@ -25,7 +25,7 @@ from data.world import World
 
 EYE_HEIGHT = 1.62
 PITCH = -12.0
-PITCH_BY_BIOME = {"hills": 0.0}  # look at the skyline, not the valley floor
+PITCH_BY_BIOME = {"hills": 2.0}  # look at the skyline, not the valley floor
 
 
 def _first_block(world: World, eye: tuple[float, float, float], yaw: float, pitch: float, reach: float = 40.0) -> int:
@@ -39,16 +39,37 @@ def _first_block(world: World, eye: tuple[float, float, float], yaw: float, pitc
     return Block.AIR
 
 
+def _free_distance(world: World, eye: tuple[float, float, float], yaw: float, reach: int = 32) -> int:
+    """Blocks a level probe walks from the eye before anything (at eye height or up to 3 above) is in the way."""
+    dx, _, dz = look_direction(yaw, 0.0)
+    free = 0
+    for step in range(1, reach + 1):
+        px, pz = int(np.floor(eye[0] + dx * step)), int(np.floor(eye[2] + dz * step))
+        if any(world.get(px, int(np.floor(eye[1])) + up, pz) != Block.AIR for up in (0, 1, 3)):
+            break
+        free = step
+    return free
+
+
+def _rise(world: World, eye: tuple[float, float, float], yaw: float, reach: int = 40) -> int:
+    """How far the ground rises above the eye somewhere along a heading (hills worth looking at)."""
+    dx, _, dz = look_direction(yaw, 0.0)
+    heights = [world.surface_y(int(np.floor(eye[0] + dx * s)), int(np.floor(eye[2] + dz * s))) for s in range(8, reach, 4)]
+    return max(0, max(heights) - int(eye[1]))
+
+
 def snapshot_view(world: World, seed: int) -> View:
     """A pleasant pose: near the middle of the world, looking slightly down along an open direction.
 
-    Candidate poses (12 places near spawn points x 12 yaws) are scored by how far a probe walks at eye
-    height before it meets a block, plus a bonus for each of a few probe rays that sees
-    water (so beaches and rivers show their water); the best one wins.
+    Candidate poses (12 places near spawn points x 12 yaws) are scored by how far a probe
+    walks before anything is in the way, plus a bonus for each of a few probe rays that
+    sees water (so beaches and rivers show their water) and, for hills, for how high the
+    ground rises ahead; the best one wins.
     """
     rng = np.random.default_rng(seed)
     pitch = PITCH_BY_BIOME.get(world.biome, PITCH)
-    best, best_score = None, -1
+    rise_weight = 2.0 if world.biome == "hills" else 0.0
+    best, best_score = None, -1.0
     for _ in range(12):
         x, y, z = world.spawn_point(rng)
         # Wander from the spawn point: a wider choice of places (a river may be 20 blocks off).
@@ -60,18 +81,14 @@ def snapshot_view(world: World, seed: int) -> View:
                 break
         eye = (x, y + EYE_HEIGHT, z)
         for yaw in range(0, 360, 30):
-            dx, _, dz = look_direction(yaw, 0.0)
-            free = 0
-            for step in range(1, 33):
-                if world.get(int(np.floor(x + dx * step)), int(np.floor(eye[1])), int(np.floor(z + dz * step))) != Block.AIR:
-                    break
-                free = step
             sees_water = sum(
                 _first_block(world, eye, yaw + dyaw, pitch + dpitch) == Block.WATER
                 for dyaw in (-20, 0, 20)
                 for dpitch in (-2, -6, -12)
             )
-            score = free + 4 * sees_water
+            score = _free_distance(world, eye, yaw) + 4 * sees_water
+            if rise_weight:
+                score += rise_weight * _rise(world, eye, yaw)
             if score > best_score:
                 best, best_score = View(eye=eye, yaw=float(yaw), pitch=pitch), score
     return best
@@ -118,7 +135,8 @@ def save_png(image: np.ndarray, path: Path, force: bool) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--biome", choices=BIOMES, default="forest", help="biome to picture")
-    parser.add_argument("--all-biomes", action="store_true", help="one picture per biome plus a contact sheet biomes.png; --out is a folder")
+    parser.add_argument("--all-biomes", action="store_true",
+                        help="one picture per biome plus a contact sheet biomes.png; --out is a folder")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="world seed")
     parser.add_argument("--size", type=int, default=256, help="picture side in pixels")
     parser.add_argument("--world-size", type=int, default=256, help="world side in blocks")
@@ -130,6 +148,8 @@ def main(args: argparse.Namespace) -> int:
     if args.size < 8:
         raise SystemExit(f"--size must be at least 8 pixels, got {args.size}")
     if not args.all_biomes:
+        if args.out.exists() and not args.force:
+            raise SystemExit(f"{args.out} already exists; pass --force to overwrite it")
         save_png(biome_picture(args.biome, args.seed, args.size, args.world_size), args.out, args.force)
         print(f"wrote {args.out}")
         return 0

@@ -152,17 +152,18 @@ def _oak(blocks: np.ndarray, rng: np.random.Generator, x: int, y: int, z: int) -
     _column(blocks, x, z, y, y + trunk, Block.LOG)
 
 
+# Spruce crown rings from the tip down: radius of each (0 = just the centre), Minecraft-style
+# alternating wide and narrow rings under a pointed top.
+SPRUCE_RINGS = (0, 1, 1, 2, 1, 2, 1, 2, 2)
+
+
 def _spruce(blocks: np.ndarray, rng: np.random.Generator, x: int, y: int, z: int) -> None:
     trunk = int(rng.integers(6, 9))
-    layers = trunk - 1
-    # A cone: wide near the bottom of the crown, one block wide at the tip.
-    r = 2
-    dx = np.arange(-r, r + 1)[:, None, None]
-    dz = np.arange(-r, r + 1)[None, None, :]
-    level = np.arange(layers + 1)[None, :, None]
-    radius = np.maximum(0.5, (layers - level) / layers * 2.6 * np.where(level % 2 == 0, 1.0, 0.75))
-    cone = dx**2 + dz**2 <= radius**2
-    _stamp(blocks, x, y + 2, z, cone, Block.LEAVES)
+    rings = SPRUCE_RINGS[: trunk - 1][::-1]  # bottom up; the crown starts two blocks above the ground
+    d = np.abs(np.arange(-2, 3))
+    manhattan, chebyshev = d[:, None] + d[None, :], np.maximum(d[:, None], d[None, :])
+    crown = np.stack([(chebyshev <= r) & (manhattan <= r + (r == 2)) for r in rings], axis=1)  # (5, rings, 5)
+    _stamp(blocks, x, y + trunk + 1 - len(rings), z, crown, Block.SPRUCE_LEAVES)
     _column(blocks, x, z, y, y + trunk, Block.LOG)
 
 
@@ -198,11 +199,11 @@ def _giant_mushroom(blocks: np.ndarray, rng: np.random.Generator, x: int, y: int
 
 
 def _plant(blocks: np.ndarray, rng: np.random.Generator, surface: np.ndarray, spots, on: set[Block], grow) -> int:
-    """Grow a feature on each spot whose top block is in `on`; returns how many grew."""
+    """Grow a feature on each spot whose top block is in `on` and open to the air (not under water); returns how many grew."""
     grown = 0
     for x, z in spots:
         y = int(surface[x, z])
-        if blocks[x, y, z] in on and y + 1 < blocks.shape[1]:
+        if y + 1 < blocks.shape[1] and blocks[x, y, z] in on and blocks[x, y + 1, z] == Block.AIR:
             grow(blocks, rng, x, y + 1, z)
             grown += 1
     return grown
@@ -237,15 +238,15 @@ def generate_terrain(seed: int, biome: str, size: int = 256, height: int = 64) -
         surface = land + 3 * n(5) + 2 * np.abs(n(10, 2))  # dunes
         top, filler = _full(size, Block.SAND), _full(size, Block.SAND)
         stone = _full(size, Block.SANDSTONE)
-        trees = dict(spacing=9, keep=0.35, on={Block.SAND}, grow=_cactus)
+        trees = dict(spacing=7, keep=0.4, on={Block.SAND}, grow=_cactus)
     elif biome == "hills":
         relief = n(4, 5)
         surface = land + 2 + 14 * relief + 9 * np.maximum(relief, 0) ** 2
-        steep = np.hypot(np.gradient(surface, axis=0), np.gradient(surface, axis=1)) > 1.5
-        top = np.where(steep | (surface > height - 19), Block.STONE, Block.GRASS).astype(np.uint8)
+        steep = np.hypot(np.gradient(surface, axis=0), np.gradient(surface, axis=1)) > 1.2
+        top = np.where(steep | (surface > height - 21), Block.STONE, Block.GRASS).astype(np.uint8)
         top = np.where(surface > height - 13, Block.SNOW, top).astype(np.uint8)
         filler = np.where(steep, Block.STONE, Block.DIRT).astype(np.uint8)
-        trees = dict(spacing=9, keep=0.4, on={Block.GRASS}, grow=_oak)
+        trees = dict(spacing=13, keep=0.35, on={Block.GRASS}, grow=_oak)
     elif biome == "icy":
         surface = land - 2 + 7 * n(4)
         top, filler = _full(size, Block.SNOW), dirt
@@ -281,7 +282,6 @@ def generate_terrain(seed: int, biome: str, size: int = 256, height: int = 64) -
         top = np.where(underwater, np.where(surface < sea - 4, Block.GRAVEL, Block.SAND), top).astype(np.uint8)
     else:
         top = np.where(underwater, Block.DIRT, top).astype(np.uint8)
-    filler = np.where(underwater & (filler == Block.DIRT), Block.DIRT, filler).astype(np.uint8)
     blocks = _fill_columns(surface, top, filler, stone, sea, height)
 
     if biome == "icy":

@@ -144,8 +144,18 @@ def _leaves(rng):
     return tile
 
 
-def _spruce_like_leaves(rng):
-    return _leaves(rng)
+def _spruce_side(rng):
+    tile = _noisy(rng, (40, 78, 52), 0.3)
+    tile[rng.random((TEX, TEX)) < 0.15] *= 0.45  # gaps between the needles
+    tile[rng.random((TEX, TEX)) < 0.08] = (235, 242, 245)  # a dusting of snow
+    tile[:2][rng.random((2, TEX)) < 0.6] = (240, 246, 248)  # snow resting on the top edge
+    return tile
+
+
+def _spruce_top(rng):
+    tile = _snow(rng)
+    tile[rng.random((TEX, TEX)) < 0.3] = (40, 78, 52)  # needles showing through the snow
+    return tile
 
 
 def _cactus_side(rng):
@@ -244,6 +254,7 @@ RECIPES = {
     Block.GRAVEL: _faces(_gravel),
     Block.SANDSTONE: _faces(_sand, _sandstone_side, _sand),
     Block.COBBLESTONE: _faces(_cobblestone),
+    Block.SPRUCE_LEAVES: _faces(_spruce_top, _spruce_side, _spruce_side),
 }
 
 
@@ -265,3 +276,22 @@ def _cached_atlas() -> np.ndarray:
 def build_atlas() -> np.ndarray:
     """The texture atlas, uint8 `(NUM_BLOCKS, 3 faces [top, side, bottom], 16, 16, 3)`, C-contiguous."""
     return _cached_atlas()
+
+
+MIP_LEVELS = 5  # 16x16, 8x8, 4x4, 2x2, 1x1
+
+
+def build_mipmaps(atlas: np.ndarray) -> list[np.ndarray]:
+    """The atlas at 16, 8, 4, 2 and 1 pixels a side, each level the 2x2 box average of the one before.
+
+    The renderer samples a smaller level the farther a face is, so one screen pixel never
+    covers many texels: distant grass is a calm green, not noise that shimmers as the
+    camera moves (that shimmer is all a world model would learn to reproduce).
+    """
+    levels = [atlas]
+    level = atlas.astype(np.float32)
+    for _ in range(MIP_LEVELS - 1):
+        nb, faces, h, w, c = level.shape
+        level = level.reshape(nb, faces, h // 2, 2, w // 2, 2, c).mean(axis=(3, 5))
+        levels.append(np.clip(np.rint(level), 0, 255).astype(np.uint8))
+    return levels

@@ -7,6 +7,7 @@ Edits through `set()` write into `blocks`, so a broken block stays broken.
 The renderer also keeps, per 8x8 tile of columns, an upper bound of the height of
 anything drawn in it (`tile_top`), so rays above the terrain skip whole tiles. `set()`
 keeps that bound true; breaking a block leaves it (an upper bound stays an upper bound).
+Code that writes `blocks` directly must call `refresh_render_bounds()` afterwards.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class World:
         if block != Block.AIR:
             tile = self.tile_top[x // self.tile, z // self.tile]
             self.tile_top[x // self.tile, z // self.tile] = max(int(tile), y + 1)
+
+    def refresh_render_bounds(self) -> None:
+        """Recompute `tile_top`; needed only after writing `blocks` directly instead of through `set()`."""
+        self.tile_top = compute_tile_top(self.blocks)
 
     def is_solid(self, x: int, y: int, z: int) -> bool:
         """Whether the player collides with the block at (x, y, z)."""
