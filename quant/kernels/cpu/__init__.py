@@ -1,0 +1,54 @@
+"""Build the C++ CPU kernels on first use and cache the result.
+
+The sources beside this file are compiled with `torch.utils.cpp_extension.load`
+(-O3 -mavx2 -mfma -mf16c -fopenmp) into torch's extension cache, so only the first
+call in a fresh environment pays the ~1 minute compile. The kernels need AVX2 and
+FMA; on a CPU without them, or when the compiler is missing or fails, `load`
+returns None once with a warning and the layers fall back to their plain PyTorch
+reference path (correct, much slower).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
+
+
+def _cpu_has_avx2_fma() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: let the compiler and the import decide
+        return True
+    return " avx2" in flags and " fma" in flags
+
+
+@functools.cache
+def load(name: str) -> ModuleType | None:
+    """Compile (once) and import `NAME.cpp`; None, after one warning, if that fails.
+
+    Set WORLDMODEL_NO_CPU_KERNELS=1 to force the reference paths.
+    """
+    if os.environ.get("WORLDMODEL_NO_CPU_KERNELS") == "1":
+        return None
+    if not _cpu_has_avx2_fma():
+        warnings.warn(f"quant: this CPU lacks AVX2/FMA; {name} falls back to the slow reference path")
+        return None
+    try:
+        from torch.utils.cpp_extension import load as build
+
+        return build(
+            name=f"worldmodel_quant_{name}",
+            sources=[str(HERE / f"{name}.cpp")],
+            extra_cflags=FLAGS,
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as err:  # a missing compiler, a failed build: stay correct, get slow
+        warnings.warn(f"quant: could not build the {name} CPU kernel ({err}); using the slow reference path")
+        return None

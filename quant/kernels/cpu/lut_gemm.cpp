@@ -1,0 +1,261 @@
+// LUT-GEMM on x86 (AVX2, or AVX-512BW when present): y = Σ_g Σ_b alpha[g,b,n] · (Σ_c T_c[code_{b,c}(n)]) + offset[g,n]·Σ_{k∈g} x_k + bias.
+//
+// In the spirit of T-MAC (Wei et al., 2024): for each row of X and each run c of 4
+// activations, the 16 signed sums T_c[code] = Σ_j ±x_j are built once, quantized to
+// 7-bit integers ([-63, 63]) with one scale per (row, group), and kept as a 16-byte
+// table. `vpshufb` then looks up 32 channels' codes in one instruction (the same table
+// broadcast into both 128-bit lanes). The lookups of two runs add up in int8 (at most
+// 126), are widened to int16 by shifts and summed over the group (at most 128 pairs
+// · 126 fits in int16), then scaled by alpha and the table scale in fp32. Two rows of X
+// are processed together so they share the unpacking of the codes. On CPUs with
+// AVX-512BW the same loop runs on 512-bit registers (64 channels per shuffle), picked at
+// run time.
+//
+// Weight layout (see quant/lut.py): planes (Np/64, K/4, bits, 32) uint8, alpha
+// (G, bits, Np) float16, offset (G, Np) float16. The byte order puts channel i in the low
+// nibble of byte 2i: after the shuffle, the even bytes of a 16-bit word are channels
+// 0..15 and the odd bytes channels 16..31, so the two shifts land on contiguous channels.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace {
+
+// Tables for one row: T (C, 16) int8, scale (G,) and group sums (G,).
+void build_tables(const float* x, int64_t K, int64_t group, int8_t* tables, float* scale, float* sums) {
+  // Sign patterns for codes 0..7 and 8..15: s_j(c) = +1 if bit j of c is set.
+  alignas(32) float sgn[4][16];
+  for (int j = 0; j < 4; ++j)
+    for (int c = 0; c < 16; ++c) sgn[j][c] = ((c >> j) & 1) ? 1.0f : -1.0f;
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const int64_t G = K / group;
+  for (int64_t g = 0; g < G; ++g) {
+    const float* xg = x + g * group;
+    float amax = 0.0f, total = 0.0f;
+    for (int64_t i = 0; i < group; i += 4) {
+      const float s = std::fabs(xg[i]) + std::fabs(xg[i + 1]) + std::fabs(xg[i + 2]) + std::fabs(xg[i + 3]);
+      amax = std::max(amax, s);  // the largest entry of a table is Σ|x_j|
+      total += xg[i] + xg[i + 1] + xg[i + 2] + xg[i + 3];
+    }
+    scale[g] = amax / 63.0f;
+    sums[g] = total;
+    const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 63.0f / amax : 0.0f);
+    for (int64_t i = 0; i < group; i += 4) {
+      __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+      for (int j = 0; j < 4; ++j) {
+        const __m256 xj = _mm256_set1_ps(xg[i + j]);
+        lo = _mm256_fmadd_ps(xj, _mm256_load_ps(sgn[j]), lo);
+        hi = _mm256_fmadd_ps(xj, _mm256_load_ps(sgn[j] + 8), hi);
+      }
+      const __m256i qlo = _mm256_cvtps_epi32(_mm256_mul_ps(lo, inv));
+      const __m256i qhi = _mm256_cvtps_epi32(_mm256_mul_ps(hi, inv));
+      const __m256i w16 = _mm256_packs_epi32(qlo, qhi);  // lanes: lo0-3 hi0-3 | lo4-7 hi4-7
+      const __m256i b8 = _mm256_packs_epi16(w16, w16);
+      const __m256i ordered = _mm256_permutevar8x32_epi32(b8, order);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(tables + ((g * group + i) / 4) * 16),
+                       _mm256_castsi256_si128(ordered));
+    }
+  }
+}
+
+inline __m256 halves_to_float(const at::Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// acc[0..7] (64 channels as 8×8 floats) += scale · alpha[0..63] · sums, sums as 4 int16 vectors of 16.
+inline void add_scaled(__m256* acc, const __m256i* sums16, const at::Half* alpha, float scale) {
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int v = 0; v < 4; ++v) {
+    const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums16[v]));
+    const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums16[v], 1));
+    acc[2 * v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), s), halves_to_float(alpha + 16 * v), acc[2 * v]);
+    acc[2 * v + 1] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), s), halves_to_float(alpha + 16 * v + 8), acc[2 * v + 1]);
+  }
+}
+
+struct Problem {
+  const uint8_t* planes;
+  const int8_t* tables;
+  const float* tscale;
+  const float* gsums;
+  const at::Half* alpha;
+  const at::Half* offset;
+  const float* bias;
+  float* y;
+  int64_t M, N, C, bits, G, runs, Np;
+};
+
+// Rows m..m+MR-1 against the 64 channels of block nb.
+template <int MR>
+void block_rows(const Problem& p, int64_t nb, int64_t m) {
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const uint8_t* block = p.planes + nb * p.C * p.bits * 32;
+  __m256 acc[MR][8];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < 8; ++v) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < p.G; ++g) {
+    for (int64_t b = 0; b < p.bits; ++b) {
+      __m256i sums[MR][4];
+      for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < 4; ++v) sums[r][v] = _mm256_setzero_si256();
+      // Two runs at a time: with 7-bit tables, two lookups add up in int8 without overflow,
+      // which halves the widening work.
+      for (int64_t c = g * p.runs; c < (g + 1) * p.runs; c += 2) {
+        const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + (c * p.bits + b) * 32));
+        const __m256i cb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + ((c + 1) * p.bits + b) * 32));
+        const __m256i la = _mm256_and_si256(ca, nibble), ha = _mm256_and_si256(_mm256_srli_epi16(ca, 4), nibble);
+        const __m256i lb = _mm256_and_si256(cb, nibble), hb = _mm256_and_si256(_mm256_srli_epi16(cb, 4), nibble);
+        for (int r = 0; r < MR; ++r) {
+          const int8_t* t = p.tables + ((m + r) * p.C + c) * 16;
+          const __m256i ta = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+          const __m256i tb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16)));
+          const __m256i r0 = _mm256_add_epi8(_mm256_shuffle_epi8(ta, la), _mm256_shuffle_epi8(tb, lb));
+          const __m256i r1 = _mm256_add_epi8(_mm256_shuffle_epi8(ta, ha), _mm256_shuffle_epi8(tb, hb));
+          sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_srai_epi16(_mm256_slli_epi16(r0, 8), 8));  // channels 0..15
+          sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_srai_epi16(r0, 8));                        // 16..31
+          sums[r][2] = _mm256_add_epi16(sums[r][2], _mm256_srai_epi16(_mm256_slli_epi16(r1, 8), 8));  // 32..47
+          sums[r][3] = _mm256_add_epi16(sums[r][3], _mm256_srai_epi16(r1, 8));                        // 48..63
+        }
+      }
+      for (int r = 0; r < MR; ++r)
+        add_scaled(acc[r], sums[r], p.alpha + (g * p.bits + b) * p.Np + nb * 64, p.tscale[(m + r) * p.G + g]);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m256 xs = _mm256_set1_ps(p.gsums[(m + r) * p.G + g]);
+      for (int v = 0; v < 8; ++v)
+        acc[r][v] = _mm256_fmadd_ps(xs, halves_to_float(p.offset + g * p.Np + nb * 64 + 8 * v), acc[r][v]);
+    }
+  }
+  const int64_t n0 = nb * 64, valid = std::min<int64_t>(64, p.N - n0);
+  for (int r = 0; r < MR; ++r) {
+    alignas(32) float out[64];
+    for (int v = 0; v < 8; ++v) _mm256_store_ps(out + 8 * v, acc[r][v]);
+    float* yrow = p.y + (m + r) * p.N + n0;
+    for (int64_t j = 0; j < valid; ++j) yrow[j] = p.bias ? out[j] + p.bias[n0 + j] : out[j];
+  }
+}
+
+bool cpu_has_avx512bw() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+}
+
+// The same as block_rows with 512-bit shuffles: one `vpshufb` looks up all 64 channels
+// (low nibbles in the lower half, high nibbles in the upper half), halving the work.
+template <int MR>
+__attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p, int64_t nb, int64_t m) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const uint8_t* block = p.planes + nb * p.C * p.bits * 32;
+  __m256 acc[MR][8];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < 8; ++v) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < p.G; ++g) {
+    for (int64_t b = 0; b < p.bits; ++b) {
+      __m512i even[MR], odd[MR];
+      for (int r = 0; r < MR; ++r) even[r] = odd[r] = _mm512_setzero_si512();
+      for (int64_t c = g * p.runs; c < (g + 1) * p.runs; c += 2) {
+        const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + (c * p.bits + b) * 32));
+        const __m256i cb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + ((c + 1) * p.bits + b) * 32));
+        // [low nibbles | high nibbles]: channels (0..31 in the word-interleaved order) then 32..63.
+        const __m512i ia = _mm512_and_si512(
+            _mm512_inserti64x4(_mm512_castsi256_si512(ca), _mm256_srli_epi16(ca, 4), 1), nibble);
+        const __m512i ib = _mm512_and_si512(
+            _mm512_inserti64x4(_mm512_castsi256_si512(cb), _mm256_srli_epi16(cb, 4), 1), nibble);
+        for (int r = 0; r < MR; ++r) {
+          const int8_t* t = p.tables + ((m + r) * p.C + c) * 16;
+          const __m512i ta = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+          const __m512i tb = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16)));
+          const __m512i looked = _mm512_add_epi8(_mm512_shuffle_epi8(ta, ia), _mm512_shuffle_epi8(tb, ib));
+          even[r] = _mm512_add_epi16(even[r], _mm512_srai_epi16(_mm512_slli_epi16(looked, 8), 8));  // ch 0..15 | 32..47
+          odd[r] = _mm512_add_epi16(odd[r], _mm512_srai_epi16(looked, 8));                         // ch 16..31 | 48..63
+        }
+      }
+      for (int r = 0; r < MR; ++r) {
+        const __m256i sums[4] = {_mm512_castsi512_si256(even[r]), _mm512_castsi512_si256(odd[r]),
+                                 _mm512_extracti64x4_epi64(even[r], 1), _mm512_extracti64x4_epi64(odd[r], 1)};
+        add_scaled(acc[r], sums, p.alpha + (g * p.bits + b) * p.Np + nb * 64, p.tscale[(m + r) * p.G + g]);
+      }
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m256 xs = _mm256_set1_ps(p.gsums[(m + r) * p.G + g]);
+      for (int v = 0; v < 8; ++v)
+        acc[r][v] = _mm256_fmadd_ps(xs, halves_to_float(p.offset + g * p.Np + nb * 64 + 8 * v), acc[r][v]);
+    }
+  }
+  const int64_t n0 = nb * 64, valid = std::min<int64_t>(64, p.N - n0);
+  for (int r = 0; r < MR; ++r) {
+    alignas(32) float out[64];
+    for (int v = 0; v < 8; ++v) _mm256_store_ps(out + 8 * v, acc[r][v]);
+    float* yrow = p.y + (m + r) * p.N + n0;
+    for (int64_t j = 0; j < valid; ++j) yrow[j] = p.bias ? out[j] + p.bias[n0 + j] : out[j];
+  }
+}
+
+}  // namespace
+
+std::string isa() { return cpu_has_avx512bw() ? "avx512bw" : "avx2"; }
+
+// use_avx512: -1 = auto, 0 = force AVX2, 1 = force AVX-512BW.
+torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor alpha, torch::Tensor offset,
+                         torch::Tensor bias, int64_t N, int64_t group, int64_t use_avx512) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.is_contiguous(), "x must be contiguous float32 (M, K)");
+  TORCH_CHECK(planes.dim() == 4 && planes.scalar_type() == torch::kUInt8 && planes.is_contiguous(), "planes must be uint8 (Np/64, K/4, bits, 32)");
+  TORCH_CHECK(alpha.scalar_type() == torch::kFloat16 && offset.scalar_type() == torch::kFloat16, "alpha and offset must be float16");
+  const int64_t M = x.size(0), K = x.size(1);
+  const int64_t NB = planes.size(0), C = planes.size(1), bits = planes.size(2), Np = 64 * NB;
+  TORCH_CHECK(C * 4 == K && K % group == 0 && group % 8 == 0 && group <= 1024, "K, group and planes do not match");
+  TORCH_CHECK(N <= Np && alpha.size(2) == Np && offset.size(1) == Np, "N does not match the packed weight");
+  const int64_t G = K / group, runs = group / 4;
+
+  auto tables = torch::empty({M, C, 16}, torch::kInt8);
+  auto tscale = torch::empty({M, G}, torch::kFloat32);
+  auto gsums = torch::empty({M, G}, torch::kFloat32);
+  const float* xp = x.data_ptr<float>();
+  int8_t* tp = tables.data_ptr<int8_t>();
+  float* sp = tscale.data_ptr<float>();
+  float* gp = gsums.data_ptr<float>();
+  // Small jobs stay on one thread (waking a second costs more than it saves).
+  at::parallel_for(0, M, std::max<int64_t>(4, (1 << 15) / K), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) build_tables(xp + m * K, K, group, tp + m * C * 16, sp + m * G, gp + m * G);
+  });
+
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  float* yp = y.data_ptr<float>();
+  const uint8_t* pp = planes.data_ptr<uint8_t>();
+  const at::Half* ap = alpha.data_ptr<at::Half>();
+  const at::Half* op = offset.data_ptr<at::Half>();
+  const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
+
+  // A task is one 64-channel block for up to 2 rows (the rows share the code unpacking), handed
+  // out dynamically: on a busy machine a descheduled thread holds back one task, not half the work.
+  const int64_t row_pairs = (M + 1) / 2;
+  const int64_t tasks = NB * row_pairs;
+  const int64_t lookups = tasks * 2 * C * bits * 64;
+  const int64_t threads =
+      lookups < (int64_t{1} << 21) ? 1 : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks));
+  const Problem p{pp, tp, sp, gp, ap, op, bp, yp, M, N, C, bits, G, runs, Np};
+  const bool wide = use_avx512 < 0 ? cpu_has_avx512bw() : use_avx512 == 1;
+  TORCH_CHECK(!wide || cpu_has_avx512bw(), "this CPU has no AVX-512BW");
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t nb = t % NB, m = 2 * (t / NB);
+    if (wide) {
+      if (m + 1 < M) block_rows_512<2>(p, nb, m);
+      else block_rows_512<1>(p, nb, m);
+    } else {
+      if (m + 1 < M) block_rows<2>(p, nb, m);
+      else block_rows<1>(p, nb, m);
+    }
+  }
+  return y;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("isa", &isa, "which byte-shuffle width this CPU runs: avx512bw or avx2");
+  m.def("lut_linear", &lut_linear, "LUT-GEMM with 7-bit activation tables and byte-shuffle lookups");
+}
