@@ -7,7 +7,8 @@ features of transformers, so that int8 with and without the LLM.int8 decompositi
 (t=6 and t=0) differ as they would in a real model.
 
 Columns:
-  bytes_vs_fp32  bytes of the quantized weight buffers (bias excluded) / 4·N·K
+  bytes_vs_fp32  bytes of the quantized weight buffers (bias excluded) / 4·N·K; for LUT
+                 the bit-planes, the 8-bit scale codes and their per-channel bf16 scales
   sqnr_db        10·log10(|y_fp32|² / |y − y_fp32|²) on the same inputs
   speed_vs_fp32  fp32 nn.Linear time / method time, timed back to back in interleaved
                  rounds in the same process; the median over rounds (this machine is

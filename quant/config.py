@@ -12,7 +12,8 @@ a quantized model with `modules` filled in, which is what goes into
               scale per bit-plane and one offset per group of `group_size` inputs; fitted
               by greedy BCQ plus `iterations` rounds of alternating refinement
               (method="bcq"), or by uniform round-to-nearest converted exactly to BCQ
-              (method="rtn").
+              (method="rtn"). The scales and offsets are stored as 8-bit codes with
+              one bf16 scale per output channel (see quant/lut.py for the bits per weight).
   BnbConfig   bitsandbytes' Linear8bitLt (kind="int8", with `threshold`) or Linear4bit
               NF4 (kind="nf4"), for comparison.
 """

@@ -58,7 +58,8 @@ def test_lut_kernel_equals_dequantize_then_matmul(bits: int):
     m, k, n = 3, 64, 70  # 70 channels: two 64-channel blocks, the second partial
     layer = LutLinear.from_float(nn.Linear(k, n), LutConfig(bits=bits, group_size=32))
     x = torch.randn(m, k)
-    y = lut_linear_triton(x.to(DEVICE), layer.planes.to(DEVICE), layer.alpha.to(DEVICE), layer.offset.to(DEVICE),
+    alpha, offset = layer.scales()
+    y = lut_linear_triton(x.to(DEVICE), layer.planes.to(DEVICE), alpha.to(DEVICE), offset.to(DEVICE),
                           layer.bias.to(DEVICE), n, 32, block=(4, 32)).cpu()
     ref = nn.functional.linear(x, layer.dequantized_weight(), layer.bias)
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)  # exact float tables

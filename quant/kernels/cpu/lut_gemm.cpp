@@ -6,13 +6,18 @@
 // table. `vpshufb` then looks up 32 channels' codes in one instruction (the same table
 // broadcast into both 128-bit lanes). The lookups of two runs add up in int8 (at most
 // 126), are widened to int16 by shifts and summed over the group (at most 128 pairs
-// · 126 fits in int16), then scaled by alpha and the table scale in fp32. Two rows of X
-// are processed together so they share the unpacking of the codes. On CPUs with
+// · 126 fits in int16), then scaled by alpha's 8-bit code and the table scale in fp32.
+// Two rows of X are processed together so they share the unpacking of the codes. On CPUs with
 // AVX-512BW the same loop runs on 512-bit registers (64 channels per shuffle), picked at
 // run time.
 //
-// Weight layout (see quant/lut.py): planes (Np/64, K/4, bits, 32) uint8, alpha
-// (G, bits, Np) float16, offset (G, Np) float16. The byte order puts channel i in the low
+// Weight layout (see quant/lut.py): planes (Np/64, K/4, bits, 32) uint8; the per-group
+// scales double-quantized: alpha_code (G, bits, Np) uint8 with alpha_scale (Np,) bfloat16,
+// offset_code (G, Np) int8 with offset_scale (Np,) bfloat16. The loops read the 8-bit
+// codes directly: the per-channel scales factor out of every sum, so the group loop
+// accumulates Σ_g Σ_b alpha_code·(table sums) and the epilogue multiplies by alpha_scale
+// and adds offset_scale · Σ_g offset_code·Σ_{k∈g} x_k. No float copy of the scales is
+// made, not even a per-call scratch. The byte order puts channel i in the low
 // nibble of byte 2i: after the shuffle, the even bytes of a 16-bit word are channels
 // 0..15 and the odd bytes channels 16..31, so the two shifts land on contiguous channels.
 #include <torch/extension.h>
@@ -63,18 +68,31 @@ void build_tables(const float* x, int64_t K, int64_t group, int8_t* tables, floa
   }
 }
 
-inline __m256 halves_to_float(const at::Half* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+// 8 uint8 / int8 codes, or 8 bfloat16 values, as 8 floats.
+inline __m256 u8_to_float(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m256 i8_to_float(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m256 bf16_to_float(const uint16_t* p) {  // bfloat16 is the top half of a float32
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
-// acc[0..7] (64 channels as 8×8 floats) += scale · alpha[0..63] · sums, sums as 4 int16 vectors of 16.
-inline void add_scaled(__m256* acc, const __m256i* sums16, const at::Half* alpha, float scale) {
-  const __m256 s = _mm256_set1_ps(scale);
+// For each row r: acc[r][0..7] (64 channels as 8×8 floats) += scale[r] · alpha_code[0..63] · sums[r],
+// sums as 4 int16 vectors of 16. The rows share the conversion of the codes.
+template <int MR>
+inline void add_scaled(__m256 (*acc)[8], const __m256i (*sums16)[4], const uint8_t* alpha_code, const float* scale) {
   for (int v = 0; v < 4; ++v) {
-    const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums16[v]));
-    const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums16[v], 1));
-    acc[2 * v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), s), halves_to_float(alpha + 16 * v), acc[2 * v]);
-    acc[2 * v + 1] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), s), halves_to_float(alpha + 16 * v + 8), acc[2 * v + 1]);
+    const __m256 a_lo = u8_to_float(alpha_code + 16 * v), a_hi = u8_to_float(alpha_code + 16 * v + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m256 s = _mm256_set1_ps(scale[r]);
+      const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums16[r][v]));
+      const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums16[r][v], 1));
+      acc[r][2 * v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), s), a_lo, acc[r][2 * v]);
+      acc[r][2 * v + 1] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), s), a_hi, acc[r][2 * v + 1]);
+    }
   }
 }
 
@@ -83,12 +101,32 @@ struct Problem {
   const int8_t* tables;
   const float* tscale;
   const float* gsums;
-  const at::Half* alpha;
-  const at::Half* offset;
+  const uint8_t* alpha_code;
+  const uint16_t* alpha_scale;  // bfloat16 bits
+  const int8_t* offset_code;
+  const uint16_t* offset_scale;  // bfloat16 bits
   const float* bias;
   float* y;
   int64_t M, N, C, bits, G, runs, Np;
 };
+
+// Row m, block nb: y = alpha_scale · acc + offset_scale · Σ_g gsum_g · offset_code[g] + bias.
+inline void finish_row(const Problem& p, int64_t nb, int64_t m, const __m256* acc) {
+  const int64_t n0 = nb * 64, valid = std::min<int64_t>(64, p.N - n0);
+  const float* gsums = p.gsums + m * p.G;
+  alignas(32) float out[64];
+  for (int v = 0; v < 8; ++v) {
+    const int64_t n = n0 + 8 * v;
+    __m256 off = _mm256_setzero_ps();
+    for (int64_t g = 0; g < p.G; ++g)
+      off = _mm256_fmadd_ps(_mm256_set1_ps(gsums[g]), i8_to_float(p.offset_code + g * p.Np + n), off);
+    const __m256 y = _mm256_fmadd_ps(acc[v], bf16_to_float(p.alpha_scale + n),
+                                     _mm256_mul_ps(off, bf16_to_float(p.offset_scale + n)));
+    _mm256_store_ps(out + 8 * v, y);
+  }
+  float* yrow = p.y + m * p.N + n0;
+  for (int64_t j = 0; j < valid; ++j) yrow[j] = p.bias ? out[j] + p.bias[n0 + j] : out[j];
+}
 
 // Rows m..m+MR-1 against the 64 channels of block nb.
 template <int MR>
@@ -122,22 +160,12 @@ void block_rows(const Problem& p, int64_t nb, int64_t m) {
           sums[r][3] = _mm256_add_epi16(sums[r][3], _mm256_srai_epi16(r1, 8));                        // 48..63
         }
       }
-      for (int r = 0; r < MR; ++r)
-        add_scaled(acc[r], sums[r], p.alpha + (g * p.bits + b) * p.Np + nb * 64, p.tscale[(m + r) * p.G + g]);
-    }
-    for (int r = 0; r < MR; ++r) {
-      const __m256 xs = _mm256_set1_ps(p.gsums[(m + r) * p.G + g]);
-      for (int v = 0; v < 8; ++v)
-        acc[r][v] = _mm256_fmadd_ps(xs, halves_to_float(p.offset + g * p.Np + nb * 64 + 8 * v), acc[r][v]);
+      float scale[MR];
+      for (int r = 0; r < MR; ++r) scale[r] = p.tscale[(m + r) * p.G + g];
+      add_scaled<MR>(acc, sums, p.alpha_code + (g * p.bits + b) * p.Np + nb * 64, scale);
     }
   }
-  const int64_t n0 = nb * 64, valid = std::min<int64_t>(64, p.N - n0);
-  for (int r = 0; r < MR; ++r) {
-    alignas(32) float out[64];
-    for (int v = 0; v < 8; ++v) _mm256_store_ps(out + 8 * v, acc[r][v]);
-    float* yrow = p.y + (m + r) * p.N + n0;
-    for (int64_t j = 0; j < valid; ++j) yrow[j] = p.bias ? out[j] + p.bias[n0 + j] : out[j];
-  }
+  for (int r = 0; r < MR; ++r) finish_row(p, nb, m + r, acc[r]);
 }
 
 bool cpu_has_avx512bw() {
@@ -175,25 +203,17 @@ __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p
           odd[r] = _mm512_add_epi16(odd[r], _mm512_srai_epi16(looked, 8));                         // ch 16..31 | 48..63
         }
       }
+      __m256i sums[MR][4];
+      float scale[MR];
       for (int r = 0; r < MR; ++r) {
-        const __m256i sums[4] = {_mm512_castsi512_si256(even[r]), _mm512_castsi512_si256(odd[r]),
-                                 _mm512_extracti64x4_epi64(even[r], 1), _mm512_extracti64x4_epi64(odd[r], 1)};
-        add_scaled(acc[r], sums, p.alpha + (g * p.bits + b) * p.Np + nb * 64, p.tscale[(m + r) * p.G + g]);
+        sums[r][0] = _mm512_castsi512_si256(even[r]), sums[r][1] = _mm512_castsi512_si256(odd[r]);
+        sums[r][2] = _mm512_extracti64x4_epi64(even[r], 1), sums[r][3] = _mm512_extracti64x4_epi64(odd[r], 1);
+        scale[r] = p.tscale[(m + r) * p.G + g];
       }
-    }
-    for (int r = 0; r < MR; ++r) {
-      const __m256 xs = _mm256_set1_ps(p.gsums[(m + r) * p.G + g]);
-      for (int v = 0; v < 8; ++v)
-        acc[r][v] = _mm256_fmadd_ps(xs, halves_to_float(p.offset + g * p.Np + nb * 64 + 8 * v), acc[r][v]);
+      add_scaled<MR>(acc, sums, p.alpha_code + (g * p.bits + b) * p.Np + nb * 64, scale);
     }
   }
-  const int64_t n0 = nb * 64, valid = std::min<int64_t>(64, p.N - n0);
-  for (int r = 0; r < MR; ++r) {
-    alignas(32) float out[64];
-    for (int v = 0; v < 8; ++v) _mm256_store_ps(out + 8 * v, acc[r][v]);
-    float* yrow = p.y + (m + r) * p.N + n0;
-    for (int64_t j = 0; j < valid; ++j) yrow[j] = p.bias ? out[j] + p.bias[n0 + j] : out[j];
-  }
+  for (int r = 0; r < MR; ++r) finish_row(p, nb, m + r, acc[r]);
 }
 
 }  // namespace
@@ -201,16 +221,25 @@ __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p
 std::string isa() { return cpu_has_avx512bw() ? "avx512bw" : "avx2"; }
 
 // use_avx512: -1 = auto, 0 = force AVX2, 1 = force AVX-512BW.
-torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor alpha, torch::Tensor offset,
-                         torch::Tensor bias, int64_t N, int64_t group, int64_t use_avx512) {
+torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor alpha_code, torch::Tensor alpha_scale,
+                         torch::Tensor offset_code, torch::Tensor offset_scale, torch::Tensor bias, int64_t N,
+                         int64_t group, int64_t use_avx512) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.is_contiguous(), "x must be contiguous float32 (M, K)");
   TORCH_CHECK(planes.dim() == 4 && planes.scalar_type() == torch::kUInt8 && planes.is_contiguous(), "planes must be uint8 (Np/64, K/4, bits, 32)");
-  TORCH_CHECK(alpha.scalar_type() == torch::kFloat16 && offset.scalar_type() == torch::kFloat16, "alpha and offset must be float16");
+  TORCH_CHECK(alpha_code.scalar_type() == torch::kUInt8 && offset_code.scalar_type() == torch::kInt8 &&
+                  alpha_scale.scalar_type() == torch::kBFloat16 && offset_scale.scalar_type() == torch::kBFloat16 &&
+                  alpha_code.is_contiguous() && offset_code.is_contiguous() && alpha_scale.is_contiguous() &&
+                  offset_scale.is_contiguous(),
+              "alpha_code/offset_code must be contiguous uint8/int8, alpha_scale/offset_scale bfloat16");
   const int64_t M = x.size(0), K = x.size(1);
   const int64_t NB = planes.size(0), C = planes.size(1), bits = planes.size(2), Np = 64 * NB;
   TORCH_CHECK(C * 4 == K && K % group == 0 && group % 8 == 0 && group <= 1024, "K, group and planes do not match");
-  TORCH_CHECK(N <= Np && alpha.size(2) == Np && offset.size(1) == Np, "N does not match the packed weight");
   const int64_t G = K / group, runs = group / 4;
+  TORCH_CHECK(N <= Np && alpha_code.dim() == 3 && alpha_code.size(0) == G && alpha_code.size(1) == bits &&
+                  alpha_code.size(2) == Np && offset_code.dim() == 2 && offset_code.size(0) == G &&
+                  offset_code.size(1) == Np && alpha_scale.numel() == Np && offset_scale.numel() == Np,
+              "N, K or bits do not match the packed weight and its scales");
+
 
   auto tables = torch::empty({M, C, 16}, torch::kInt8);
   auto tscale = torch::empty({M, G}, torch::kFloat32);
@@ -227,8 +256,10 @@ torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor al
   auto y = torch::empty({M, N}, torch::kFloat32);
   float* yp = y.data_ptr<float>();
   const uint8_t* pp = planes.data_ptr<uint8_t>();
-  const at::Half* ap = alpha.data_ptr<at::Half>();
-  const at::Half* op = offset.data_ptr<at::Half>();
+  const uint8_t* ap = alpha_code.data_ptr<uint8_t>();
+  const int8_t* op = offset_code.data_ptr<int8_t>();
+  const uint16_t* asp = reinterpret_cast<const uint16_t*>(alpha_scale.data_ptr<at::BFloat16>());
+  const uint16_t* osp = reinterpret_cast<const uint16_t*>(offset_scale.data_ptr<at::BFloat16>());
   const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
 
   // A task is one 64-channel block for up to 2 rows (the rows share the code unpacking), handed
@@ -238,7 +269,7 @@ torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor al
   const int64_t lookups = tasks * 2 * C * bits * 64;
   const int64_t threads =
       lookups < (int64_t{1} << 21) ? 1 : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks));
-  const Problem p{pp, tp, sp, gp, ap, op, bp, yp, M, N, C, bits, G, runs, Np};
+  const Problem p{pp, tp, sp, gp, ap, asp, op, osp, bp, yp, M, N, C, bits, G, runs, Np};
   const bool wide = use_avx512 < 0 ? cpu_has_avx512bw() : use_avx512 == 1;
   TORCH_CHECK(!wide || cpu_has_avx512bw(), "this CPU has no AVX-512BW");
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)

@@ -7,6 +7,9 @@ the tile's channels from the packed planes (layout in quant/lut.py) and gathers
 T[m, code[n]] with `tl.gather`, summing over the group; the group sum is scaled by
 alpha[g, b, n]. The offset term adds offset[g, n] · Σ_{k∈g} x[m, k]. Tables stay in
 float32, so the result equals dequantize-then-matmul to float rounding.
+
+The layer stores its scales as 8-bit codes (see quant/lut.py); it passes this kernel a
+float32 scratch copy, `LutLinear.scales()`, made per call.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def lut_linear_triton(
     x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor,
     bias: torch.Tensor | None, n: int, group: int, block: tuple[int, int] = (16, 64),
 ) -> torch.Tensor:
-    """y (M, N) float32 for x (M, K) and a LutLinear's packed buffers."""
+    """y (M, N) float32 for x (M, K), a LutLinear's planes and its scales (alpha (G, bits, Np), offset (G, Np), any float dtype)."""
     x = x.contiguous()
     m, k = x.shape
     bits = planes.shape[2]
