@@ -1,0 +1,429 @@
+"""Serve the world in a browser: `worldmodel web` (a Gradio page on 127.0.0.1).
+
+Pick a start scene or upload a picture, then play with the on-screen buttons or the keyboard
+(W A S D, space, arrows...; a small keydown handler clicks the matching button) while the
+frames stream in as PNG. The Batch tab turns a pasted or uploaded action script (our jsonl or
+MineRL/VPT dicts) into an H.264 mp4 to download.
+
+Several people at once: each browser holds a handle in its gr.State, and its Session lives in
+a SessionPool with a cap and idle expiry (app/session_pool.py). Every input is checked (picture
+type, size and integrity; script keys and numbers; frames per request) and a problem becomes a
+message on the page, never a crash of the server.
+
+`build_demo(session_factory, settings)` builds the page and imports Gradio only when called;
+`WebApp` holds the handlers as plain methods, testable without a browser. No model logic here:
+the page calls a Session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from app.scripts import ScriptError, parse_script_text, read_script
+from app.session_pool import PoolFull, SessionPool, WorldExpired
+from app.worlds import (
+    DEFAULT_MODEL, DEFAULT_SCENE, QUANTS, SIMULATOR, ImageLimits, SessionFactory, StartPoint, WorldFactory,
+    default_model_available, image_start, model_label, roll_out, scene_names, scene_start,
+)
+from data.actions import Action
+
+FPS = 20
+
+# Button name -> (label, keyboard key as KeyboardEvent.key, the action each frame). The keydown
+# handler clicks the button whose element id is "wm-" + name. Ctrl is left out: the browser owns it.
+BUTTONS: dict[str, tuple[str, str, Action]] = {
+    "forward": ("W  forward", "w", Action({"forward"})),
+    "left": ("A  left", "a", Action({"left"})),
+    "back": ("S  back", "s", Action({"back"})),
+    "right": ("D  right", "d", Action({"right"})),
+    "jump": ("Space  jump", " ", Action({"jump"})),
+    "jump-forward": ("J  jump forward", "j", Action({"jump", "forward"})),
+    "sprint": ("Q  sprint forward", "q", Action({"sprint", "forward"})),
+    "sneak": ("C  sneak forward", "c", Action({"sneak", "forward"})),
+    "attack": ("F  attack", "f", Action({"attack"})),
+    "use": ("E  use", "e", Action({"use"})),
+    "turn-left": ("←  turn left", "ArrowLeft", Action(camera=(0.0, -6.0))),
+    "turn-right": ("→  turn right", "ArrowRight", Action(camera=(0.0, 6.0))),
+    "look-up": ("↑  look up", "ArrowUp", Action(camera=(4.0, 0.0))),
+    "look-down": ("↓  look down", "ArrowDown", Action(camera=(-4.0, 0.0))),
+    "wait": ("X  wait", "x", Action()),
+}
+RESTART_KEY = "r"
+
+KEY_HANDLER = """
+() => {
+  if (window.wmKeysInstalled) { return; }
+  window.wmKeysInstalled = true;
+  const keys = %s;
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) {
+      return;  // typing a script or a number is not playing
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    const name = keys[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    const button = name && document.getElementById("wm-" + name);
+    if (!button) { return; }
+    event.preventDefault();  // no page scrolling on space and the arrows
+    button.click();  // while its frames still stream, Gradio drops the extra clicks (trigger_mode "once")
+  });
+}
+"""
+
+CSS = """
+#wm-frame img { image-rendering: pixelated; }
+#wm-preview video { image-rendering: pixelated; }
+"""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    models: tuple[str, ...] = (DEFAULT_MODEL, SIMULATOR)
+    quants: tuple[str, ...] = QUANTS
+    max_sessions: int = 16  # live worlds at once; idle ones make room for new ones
+    idle_timeout_s: float = 600.0
+    max_frames_per_request: int = 40  # frames one button press may ask for
+    max_batch_frames: int = 1200  # actions one batch script may hold (a minute at 20 fps)
+    max_upload_bytes: int = 10 * 2**20
+    max_image_side: int = 4096
+    concurrency: int = 4  # requests computed at once; the rest wait in the queue
+    batch_concurrency: int = 2
+    max_queue: int = 64
+    display_scale: int = 6  # screen pixels per frame pixel on the page
+    video_scale: int = 4  # the preview video is scaled up so browsers show crisp pixels
+    out_dir: Path | None = None  # batch results; None: a fresh temporary folder
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("at least one model is needed")
+        unknown = set(self.quants) - set(QUANTS)
+        if unknown or not self.quants:
+            raise ValueError(f"quants must be a non-empty subset of {QUANTS}, got {self.quants}")
+        for name in ("max_sessions", "max_frames_per_request", "max_batch_frames", "max_upload_bytes",
+                     "max_image_side", "concurrency", "batch_concurrency", "max_queue", "display_scale",
+                     "video_scale"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.idle_timeout_s <= 0:
+            raise ValueError(f"idle_timeout_s must be positive, got {self.idle_timeout_s}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+
+
+def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour: every pixel becomes a scale x scale block (crisp, no blur)."""
+    return np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+
+
+@dataclass
+class WebApp:
+    """The page's handlers as plain methods: values in, values (or a message) out."""
+
+    factory: SessionFactory
+    settings: WebSettings = field(default_factory=WebSettings)
+
+    def __post_init__(self) -> None:
+        self.pool = SessionPool(self.settings.max_sessions, self.settings.idle_timeout_s)
+        self.limits = ImageLimits(self.settings.max_upload_bytes, self.settings.max_image_side)
+        self.out_dir = self.settings.out_dir or Path(tempfile.mkdtemp(prefix="worldmodel-web-"))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._batch_count = 0
+        self._batch_lock = threading.Lock()
+
+    # --- checks --------------------------------------------------------------------------
+
+    def _choose(self, model: str, quant: str) -> None:
+        if model not in self.settings.models:
+            raise ValueError(f"unknown model {model!r}; this server offers {', '.join(self.settings.models)}")
+        if quant not in self.settings.quants:
+            raise ValueError(f"unknown quant method {quant!r}; this server offers {', '.join(self.settings.quants)}")
+
+    def _start_point(self, model: str, scene: str | None, upload: str | None) -> StartPoint:
+        if upload:
+            start = image_start(upload, self.limits)
+            if model == SIMULATOR:
+                raise ValueError("the simulator starts only from a scene: clear the uploaded picture, or pick a model")
+            return start
+        if not scene:
+            raise ValueError("pick a start scene or upload a picture")
+        return scene_start(scene)
+
+    # --- play ----------------------------------------------------------------------------
+
+    def start(self, handle: str | None, model: str, quant: str, scene: str | None,
+              upload: str | None) -> tuple[str | None, np.ndarray | None, str]:
+        """A new world for this browser (its old one, if any, is closed). -> (handle, frame, status)."""
+        try:
+            self._choose(model, quant)
+            start = self._start_point(model, scene, upload)
+            self.pool.check_room(replace=handle)
+            session = self.factory(model, quant, start, 0)
+            frame = session.start(start.image)
+            label = f"{model_label(model)} · {quant} · start {start.name}"
+            handle = self.pool.add(session, label, replace=handle)
+        except (ValueError, PoolFull) as err:
+            return handle, None, f"**Cannot start:** {err}"
+        except Exception as err:  # noqa: BLE001 - one visitor's failure must not take the page down
+            traceback.print_exc()
+            return handle, None, f"**Cannot start:** internal error ({type(err).__name__}: {err})"
+        return handle, upscale(frame, self.settings.display_scale), f"{label} · frame 0"
+
+    def step(self, handle: str | None, button: str, frames: Any) -> Iterator[tuple[np.ndarray | None, str]]:
+        """Play `frames` frames of a button's action, yielding each frame as it is made."""
+        try:
+            if button not in BUTTONS:
+                raise ValueError(f"unknown button {button!r}")
+            frames = self._frame_count(frames)
+            world = self.pool.get(handle)
+        except (ValueError, WorldExpired) as err:
+            yield None, f"**Cannot play:** {err}"
+            return
+        act = BUTTONS[button][2]
+        if not world.lock.acquire(timeout=30):
+            yield None, "**Busy:** your world is still making the last frames; try again"
+            return
+        try:
+            for _ in range(frames):
+                t0 = time.perf_counter()
+                frame = world.session.step(act)
+                world.frames += 1
+                ms = 1000 * (time.perf_counter() - t0)
+                status = f"{world.label} · frame {world.frames} · {ms:.0f} ms/frame"
+                yield upscale(frame, self.settings.display_scale), status
+        except Exception as err:  # noqa: BLE001
+            traceback.print_exc()
+            yield None, f"**Error:** {type(err).__name__}: {err}"
+        finally:
+            world.lock.release()
+
+    def _frame_count(self, frames: Any) -> int:
+        limit = self.settings.max_frames_per_request
+        try:
+            count = int(frames)
+        except (TypeError, ValueError):
+            raise ValueError(f"frames per press must be a whole number, got {frames!r}") from None
+        if count != frames and not (isinstance(frames, float) and frames.is_integer()):
+            raise ValueError(f"frames per press must be a whole number, got {frames!r}")
+        if not 1 <= count <= limit:
+            raise ValueError(f"frames per press must be between 1 and {limit}, got {count}")
+        return count
+
+    def release(self, handle: str | None) -> None:
+        self.pool.close(handle)
+
+    # --- batch ---------------------------------------------------------------------------
+
+    def batch(self, model: str, quant: str, scene: str | None, upload: str | None, text: str | None,
+              script: str | None, on_frame: Callable[[int, int], None] | None = None
+              ) -> tuple[str | None, str | None, str]:
+        """Script -> (preview mp4, download mp4, status). The uploaded script wins over pasted text."""
+        from data.record import write_mp4
+
+        limit = self.settings.max_batch_frames
+        try:
+            self._choose(model, quant)
+            if script:
+                if Path(script).stat().st_size > self.settings.max_upload_bytes:
+                    raise ScriptError(f"{Path(script).name}: larger than {self.settings.max_upload_bytes // 2**20} MiB")
+                actions = read_script(script, limit, shown=Path(script).name)
+            else:
+                actions = parse_script_text(text or "", limit)
+            start = self._start_point(model, scene, upload)
+            session = self.factory(model, quant, start, 0)
+            t0 = time.perf_counter()
+            total = len(actions)
+            frames = roll_out(session, start.image, actions,
+                              on_frame=(lambda t: on_frame(t, total)) if on_frame else None)
+            seconds = time.perf_counter() - t0
+            self._forget_old_results()
+            with self._batch_lock:
+                self._batch_count += 1
+                name = f"batch-{self._batch_count:05d}-{model_label(model)}-{quant}"
+            download = self.out_dir / f"{name}.mp4"
+            preview = self.out_dir / f"{name}-preview.mp4"
+            write_mp4(download, frames, fps=FPS)
+            write_mp4(preview, np.stack([upscale(f, self.settings.video_scale) for f in frames]), fps=FPS)
+        except (ValueError, FileNotFoundError) as err:  # ScriptError, ImageError included
+            return None, None, f"**Cannot generate:** {err}"
+        except Exception as err:  # noqa: BLE001
+            traceback.print_exc()
+            return None, None, f"**Cannot generate:** internal error ({type(err).__name__}: {err})"
+        status = (f"{len(actions)} actions → {len(frames)} frames from {start.name} with {model_label(model)} "
+                  f"({quant}) in {seconds:.1f} s · the download is the native 64×64 H.264 mp4")
+        return str(preview), str(download), status
+
+    def _forget_old_results(self, max_age_s: float = 3600.0) -> None:
+        now = time.time()
+        for path in self.out_dir.glob("batch-*.mp4"):
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink(missing_ok=True)
+
+
+# --- the page -------------------------------------------------------------------------------
+
+def build_demo(session_factory: SessionFactory, settings: WebSettings = WebSettings()) -> Any:
+    """The Gradio page (a gr.Blocks). Serve it with `serve(demo, settings)`."""
+    import gradio as gr
+
+    app = WebApp(session_factory, settings)
+    scenes = scene_names()
+    key_map = {key: name for name, (_, key, _) in BUTTONS.items()} | {RESTART_KEY: "start"}
+
+    with gr.Blocks(title="worldmodel", delete_cache=(600, 3600)) as demo:
+        demo.wm_app = app  # for tests and serve(): the handlers and their output folder
+        gr.Markdown("# worldmodel\nA world model of a voxel game: every frame below is generated from "
+                    "the last ones and your keys. Pick a start and press **Start** (or R).")
+        handle = gr.State(None, delete_callback=app.release)
+        with gr.Row():
+            model = gr.Dropdown(list(settings.models), value=settings.models[0], label="model")
+            quant = gr.Dropdown(list(settings.quants), value=settings.quants[0], label="quant method")
+            first = DEFAULT_SCENE if DEFAULT_SCENE in scenes else (scenes[0] if scenes else None)
+            scene = gr.Dropdown(scenes, value=first, label="start scene")
+            upload = gr.File(label=f"or upload a start picture (≤ {settings.max_upload_bytes / 2**20:g} MiB)",
+                             file_types=["image"], type="filepath", elem_id="wm-upload", height=130)
+        with gr.Tab("Play"):
+            with gr.Row():
+                side = 64 * settings.display_scale
+                frame = gr.Image(label="world", format="png", interactive=False, height=side, width=side,
+                                 elem_id="wm-frame")
+                with gr.Column():
+                    start_btn = gr.Button("Start (R)", variant="primary", elem_id="wm-start")
+                    status = gr.Markdown("Press **Start**.", elem_id="wm-status")
+                    limit = settings.max_frames_per_request
+                    presses = gr.Slider(1, limit, value=min(4, limit), step=1, label="frames per press")
+                    buttons: dict[str, Any] = {}
+                    names = list(BUTTONS)
+                    for row in range(0, len(names), 3):
+                        with gr.Row():
+                            for name in names[row:row + 3]:
+                                buttons[name] = gr.Button(BUTTONS[name][0], elem_id=f"wm-{name}", size="sm")
+                    gr.Markdown("Keyboard: `W` `A` `S` `D` move · `Space` jump · `J` jump forward · "
+                                "`Q` sprint · `C` sneak · `F` attack · `E` use · arrows look · "
+                                "`X` wait · `R` restart. Click the page first so it has the keyboard.")
+        with gr.Tab("Batch"):
+            with gr.Row():
+                with gr.Column():
+                    script_text = gr.Textbox(lines=8, label="action script: one JSON action per line "
+                                             "(MineRL dicts or our VPT jsonl)", elem_id="wm-script",
+                                             placeholder='{"forward": 1, "camera": [0, 0]}\n'
+                                                         '{"forward": 1, "jump": 1, "camera": [0, 5]}')
+                    script_file = gr.File(label="or upload a script (.jsonl / .json)", file_types=[".jsonl", ".json"],
+                                          type="filepath", elem_id="wm-script-file")
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="wm-generate")
+                    batch_status = gr.Markdown(f"At most {settings.max_batch_frames} actions.",
+                                               elem_id="wm-batch-status")
+                with gr.Column():
+                    preview = gr.Video(label="result", interactive=False, elem_id="wm-preview", autoplay=True,
+                                       loop=True)
+                    download = gr.File(label="download (H.264 mp4)", interactive=False, elem_id="wm-download")
+
+        def start(h: str | None, m: str, q: str, s: str | None, u: str | None) -> tuple[Any, Any, str]:
+            h, image, text = app.start(h, m, q, s, u)
+            return h, (gr.skip() if image is None else image), text  # a failed start keeps the old picture
+
+        start_btn.click(start, [handle, model, quant, scene, upload], [handle, frame, status],
+                        api_name="start", concurrency_limit=settings.concurrency, concurrency_id="play")
+        for name, button in buttons.items():
+            def press(h: str | None, n: int, button_name: str = name) -> Iterator[tuple[Any, str]]:
+                for image, text in app.step(h, button_name, n):
+                    yield (gr.skip() if image is None else image), text
+            button.click(press, [handle, presses], [frame, status], api_name=f"step_{name.replace('-', '_')}",
+                         trigger_mode="once", concurrency_limit=settings.concurrency, concurrency_id="play",
+                         show_progress="hidden")
+
+        def run_batch(m: str, q: str, s: str | None, u: str | None, t: str | None, f: str | None,
+                      progress: gr.Progress = gr.Progress()) -> tuple[Any, Any, str]:
+            return app.batch(m, q, s, u, t, f, on_frame=lambda i, n: progress(i / n, desc="generating"))
+
+        generate_btn.click(run_batch, [model, quant, scene, upload, script_text, script_file],
+                           [preview, download, batch_status], api_name="generate",
+                           concurrency_limit=settings.batch_concurrency, concurrency_id="batch")
+        demo.load(None, None, None, js=KEY_HANDLER % json.dumps(key_map))
+    demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
+    return demo
+
+
+def serve(demo: Any, settings: WebSettings, block: bool = True) -> tuple[Any, str]:
+    """Launch the page on settings.host:port; with block=False return (app, url) and keep serving in a thread."""
+    app: WebApp = demo.wm_app
+    _, url, _ = demo.launch(
+        server_name=settings.host, server_port=settings.port, prevent_thread_lock=not block, quiet=not block,
+        show_error=False, css=CSS, allowed_paths=[str(app.out_dir)], ssr_mode=False, mcp_server=False,
+        # A hard cap for every upload; the handlers check the exact (smaller) limit with a clearer message.
+        max_file_size=4 * settings.max_upload_bytes,
+    )
+    return app, url
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--model", action="append", default=None,
+                        help=f"model(s) to offer: '{DEFAULT_MODEL}', a checkpoint folder, '{SIMULATOR}' "
+                             f"(default: {DEFAULT_MODEL} when it exists, and {SIMULATOR})")
+    parser.add_argument("--quant", action="append", choices=QUANTS, default=None,
+                        help="quant method(s) to offer (default: all)")
+    parser.add_argument("--max-sessions", type=int, default=16, help="live worlds at once")
+    parser.add_argument("--max-frames", type=int, default=40, help="frames one button press may ask for")
+    parser.add_argument("--max-batch-frames", type=int, default=1200, help="actions one batch script may hold")
+    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: torch's)")
+
+
+def main(args: argparse.Namespace) -> int:
+    models = args.model
+    if models is None:
+        available, why = default_model_available()
+        models = [DEFAULT_MODEL, SIMULATOR] if available else [SIMULATOR]
+        if not available:
+            print(f"note: {why}; serving the simulator only", file=sys.stderr)
+    try:
+        settings = WebSettings(host=args.host, port=args.port, models=tuple(models),
+                               quants=tuple(args.quant or QUANTS), max_sessions=args.max_sessions,
+                               max_frames_per_request=args.max_frames, max_batch_frames=args.max_batch_frames,
+                               max_upload_bytes=int(args.max_upload_mb * 2**20))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    factory = WorldFactory(args.device, args.threads)
+    for model in settings.models:  # load now, so the first visitor does not wait and a bad path fails here
+        if model != SIMULATOR:
+            try:
+                factory.pipeline(model, settings.quants[0])
+            except (FileNotFoundError, ValueError, RuntimeError, ImportError) as err:
+                print(f"error: cannot load model {model!r}: {err}", file=sys.stderr)
+                return 1
+    demo = build_demo(factory, settings)
+    try:
+        serve(demo, settings, block=False)
+        print(f"serving on http://{settings.host}:{settings.port} (Ctrl+C stops)", flush=True)
+        # Set after launch, so no server code replaces it: a plain kill also cleans up the results folder.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+        if settings.out_dir is None:
+            shutil.rmtree(demo.wm_app.out_dir, ignore_errors=True)
+    return 0

@@ -1,0 +1,169 @@
+"""Score a world model (any checkpoint, any quant method), a folder of videos, the simulator itself or a baseline
+with GameWorld Score's dimensions plus fidelity to the simulator; write a JSON, Markdown and HTML report.
+
+    worldmodel eval --model default --quick --out runs/eval/fp32          # the shipped model, 8x8 videos
+    worldmodel eval --model default --quant int8 --out runs/eval/int8     # full suite: 32 scenes x 76 actions
+    worldmodel eval --ground-truth --quick --out runs/eval/gt             # the simulator's own videos
+    worldmodel eval --baseline frozen --quick --out runs/eval/frozen      # frozen | shuffled | noise | mismatched
+    worldmodel eval --videos DIR --out runs/eval/mine                     # NAME.mp4 + NAME.jsonl (ours or MineRL)
+    worldmodel eval --leaderboard runs/eval/*                             # one table from several reports
+    worldmodel eval --train-idm sim --out assets/idm                      # retrain the inverse dynamics model
+
+Results are cached per video under OUT/videos, so a stopped run resumes; a folder that holds another run's
+results is never overwritten without --force. docs/EVAL.md describes every dimension and its scorer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+QUANTS = ("int8", "lut4", "lut3")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from eval import scorers
+    from eval.baselines import BASELINES
+
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="PATH|default", help="a world model checkpoint folder, or `default`")
+    src.add_argument("--videos", type=Path, metavar="DIR", help="a folder of NAME.mp4 + NAME.jsonl action files")
+    src.add_argument("--ground-truth", action="store_true", help="score the simulator's own videos")
+    src.add_argument("--baseline", choices=BASELINES, help="score a deliberately broken baseline")
+    src.add_argument("--leaderboard", type=Path, nargs="+", metavar="REPORT", help="combine report folders into one table")
+    src.add_argument("--train-idm", metavar="DATA|sim", help="train the inverse dynamics model (sim: simulated clips only)")
+    parser.add_argument("--quant", choices=QUANTS, help="quantize the model's DiT after loading")
+    parser.add_argument("--out", type=Path, help="output folder (report + per-video cache)")
+    parser.add_argument("--quick", action="store_true", help="8 scenes x 8 actions x 33 frames (minutes on a CPU)")
+    parser.add_argument("--scenes", type=int, help="override: number of start scenes (1-32)")
+    parser.add_argument("--actions", type=int, help="override: number of benchmark actions (1-76)")
+    parser.add_argument("--frames", type=int, help="override: frames per video (5-65)")
+    parser.add_argument("--batch", type=int, default=16, help="videos a world model generates together")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of the world model")
+    parser.add_argument("--idm", type=Path, default=None, help="inverse dynamics model folder (default assets/idm)")
+    parser.add_argument("--force", action="store_true", help="discard another run's results in --out")
+    parser.add_argument("--minutes", type=float, default=9.0, help="with --train-idm: training time budget")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    scorers.add_arguments(parser)
+
+
+def _suite_config(args: argparse.Namespace):  # noqa: ANN202
+    from dataclasses import replace
+
+    from eval.suite import FULL, QUICK
+
+    cfg = QUICK if args.quick else FULL
+    overrides = {k: getattr(args, k) for k in ("scenes", "actions", "frames") if getattr(args, k) is not None}
+    return replace(cfg, batch=args.batch, **overrides)
+
+
+def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
+    from eval.suite import BaselineSource, ModelSource, SimulatorSource, pick_actions
+
+    if args.model is not None:
+        import torch
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return ModelSource(None if args.model == "default" else args.model, args.quant, device, args.seed)
+    if args.quant is not None:
+        raise SystemExit("--quant applies to --model only")
+    if args.ground_truth:
+        return SimulatorSource()
+    actions = {name: tuple(seq) for name, seq in pick_actions(cfg.actions).items()}
+    return BaselineSource(args.baseline, actions, cfg.size)
+
+
+def _train_idm(args: argparse.Namespace) -> int:
+    import torch
+
+    from eval.idm import DEFAULT_PATH, TrainConfig, train_idm
+
+    torch.set_num_threads(args.threads or 1)  # one thread trains fastest on a shared machine
+    data = None if args.train_idm == "sim" else Path(args.train_idm)
+    info = train_idm(TrainConfig(minutes=args.minutes, seed=args.seed), args.out or DEFAULT_PATH, data)
+    import json
+
+    print(json.dumps(info["held_out"], indent=2))
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.leaderboard:
+        from eval.report import leaderboard
+
+        try:
+            print(leaderboard(args.leaderboard))
+        except FileNotFoundError as err:
+            print(f"worldmodel eval: {err}", file=sys.stderr)
+            return 2
+        return 0
+    if args.train_idm:
+        return _train_idm(args)
+    if args.out is None:
+        print("worldmodel eval: --out DIR is required", file=sys.stderr)
+        return 2
+    if not (args.model or args.videos or args.ground_truth or args.baseline):
+        print("worldmodel eval: choose what to score: --model, --videos, --ground-truth or --baseline", file=sys.stderr)
+        return 2
+
+    from eval import scorers as paper
+    from eval.idm import DEFAULT_PATH, load_idm
+    from eval.report import markdown_table, write_report
+    from eval.suite import FolderInUse, Scorers, make_jobs, prepare_folder, run_info, run_suite, simulate
+
+    try:
+        plugged = paper.resolve_scorers({s.flag: getattr(args, s.flag) for s in paper.PAPER_SCORERS})
+    except paper.ScorerUnavailable as err:
+        print(f"worldmodel eval: {err}", file=sys.stderr)
+        return 2
+    idm_path = args.idm or DEFAULT_PATH
+    try:
+        scorers = Scorers(load_idm(idm_path), plugged)
+        cfg = _suite_config(args)
+        if args.videos is not None:
+            from eval.videos import VideoFolder
+
+            source = VideoFolder(args.videos)
+            jobs = source.jobs()
+            truths = source.truth
+        else:
+            source = _source(args, cfg)
+            jobs = make_jobs(cfg)
+            truths = None
+    except (FileNotFoundError, ValueError) as err:  # a missing checkpoint, folder or file; a bad action file
+        print(f"worldmodel eval: {err}", file=sys.stderr)
+        return 2
+    info = run_info(source, cfg, scorers, str(idm_path))
+    try:
+        prepare_folder(args.out, info, args.force)
+    except FolderInUse as err:
+        print(f"worldmodel eval: {err}", file=sys.stderr)
+        return 2
+    rows = run_suite(source, jobs, args.out, scorers, cfg, truths)
+    thumbs = _thumbnails(args.out, jobs, truths or (lambda j: simulate(j, cfg.size)))
+    summary = write_report(args.out, rows, info, thumbs)
+    print(markdown_table({info["source"]: summary}))
+    print(f"\nreport: {args.out / 'report.html'} (and report.json, report.md)")
+    return 0
+
+
+def _thumbnails(out: Path, jobs, truth_of, count: int = 6):  # noqa: ANN001, ANN202
+    """(name, generated frames, true frames) for a few videos spread over the jobs."""
+    import numpy as np
+
+    from data.clips import decode_mp4
+
+    bench = [j for j in jobs if j.kind == "benchmark"]
+    picked = [bench[i] for i in np.linspace(0, len(bench) - 1, min(count, len(bench))).round().astype(int)] if bench else []
+    thumbs = []
+    for job in picked:
+        frames, _ = decode_mp4(out / "videos" / f"{job.name}.mp4")
+        truth = truth_of(job)
+        thumbs.append((job.name, frames, truth.frames if truth is not None else None))
+    return thumbs

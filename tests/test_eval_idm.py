@@ -1,0 +1,74 @@
+"""The inverse dynamics model: shapes, checkpoint round trip, the training players, and the shipped model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from eval import idm
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def test_model_shapes_and_embedding_is_non_negative():
+    model = idm.InverseDynamicsModel(idm.IDMConfig()).eval()
+    frames = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    pred = idm.predict(model, frames)
+    assert pred.fb.shape == (4,) and pred.keys.shape == (4, len(idm.BINARY_KEYS)) and pred.camera.shape == (4, 2)
+    emb = idm.embed_frames(model, frames)
+    assert emb.shape == (5, 32 * 16) and emb.min() >= 0
+    assert len(pred.to_actions()) == 4
+    with pytest.raises(ValueError, match="2 frames"):
+        idm.predict(model, frames[:1])
+
+
+def test_frames_of_another_size_are_resized():
+    model = idm.InverseDynamicsModel(idm.IDMConfig()).eval()
+    assert idm.predict(model, np.zeros((3, 96, 96, 3), np.uint8)).fb.shape == (2,)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="size"):
+        idm.IDMConfig(size=32)
+    with pytest.raises(ValueError, match="length"):
+        idm.TrainConfig(random_length=2)
+    with pytest.raises(ValueError, match="benchmark_share"):
+        idm.TrainConfig(benchmark_share=1.0)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = idm.InverseDynamicsModel(idm.IDMConfig()).eval()
+    idm.save_idm(model, tmp_path, {"training": {"note": "test"}})
+    loaded = idm.load_idm(tmp_path)
+    frames = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    assert np.array_equal(idm.predict(model, frames).fb, idm.predict(loaded, frames).fb)
+    assert json.loads((tmp_path / "config.json").read_text())["training"]["note"] == "test"
+    with pytest.raises(FileNotFoundError, match="train one"):
+        idm.load_idm(tmp_path / "missing")
+
+
+def test_random_player_keeps_the_view_off_the_pitch_limits():
+    acts = idm.random_actions(np.random.default_rng(3), 2000)
+    pitch = np.cumsum([a.camera[0] for a in acts])
+    assert idm.PITCH_RANGE[0] <= pitch.min() and pitch.max() <= idm.PITCH_RANGE[1]
+    assert len({a.keys for a in acts}) > 20  # many key combinations
+
+
+def test_benchmark_like_player_holds_one_action():
+    acts = idm.benchmark_like_actions(np.random.default_rng(5), 65)
+    assert len({a.camera for a in acts}) == 1
+    assert len({a.keys - {"attack"} for a in acts}) == 1
+
+
+def test_shipped_idm_reads_true_clips():
+    if not (idm.DEFAULT_PATH / "model.safetensors").is_file():
+        pytest.skip("no trained IDM in assets/idm")
+    model = idm.load_idm()
+    first = idm.TrainConfig().test_seed_offset + 50_900  # unseen worlds, benchmark-like held actions
+    clips = idm.simulated_clips(list(range(first, first + 3)), 65, "benchmark", progress=False)
+    scores = idm.accuracy(model, clips)
+    assert scores["keyboard"] > 0.85 and scores["mouse"] > 0.9

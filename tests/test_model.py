@@ -1,0 +1,189 @@
+"""The causal DiT, the autoencoder and the flow-matching loss, on tiny configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from worldmodel.config import PRESETS, AutoencoderConfig, DiTConfig, SamplingConfig
+from worldmodel.dit import CausalDiT, KVCache
+from worldmodel.sampler import sigma_schedule
+from worldmodel.schedule import flow_loss, residual_base, sample_train_sigmas
+
+AE_CFG, DIT_CFG = PRESETS["wm-tiny"]
+torch.set_num_threads(1)
+
+
+def random_dit(cfg: DiTConfig = DIT_CFG, seed: int = 0) -> CausalDiT:
+    """A tiny DiT with its zero-initialised layers perturbed, so every input matters to the output."""
+    torch.manual_seed(seed)
+    model = CausalDiT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def inputs(B: int, T: int, cfg: DiTConfig = DIT_CFG, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, cfg.latent_channels, cfg.latent_size, cfg.latent_size, generator=g)
+    sigma = torch.rand(B, T, generator=g)
+    keys = (torch.rand(B, T, cfg.num_keys, generator=g) > 0.5).float()
+    camera = torch.randn(B, T, 2, generator=g) * 5
+    act_mask = torch.ones(B, T, dtype=torch.bool)
+    return x, sigma, keys, camera, act_mask
+
+
+def test_config_validation_errors():
+    with pytest.raises(ValueError, match="heads"):
+        DiTConfig(dim=30, heads=4)
+    with pytest.raises(ValueError, match="patch_size"):
+        DiTConfig(latent_size=15, patch_size=2)
+    with pytest.raises(ValueError, match="decoder_blocks"):
+        AutoencoderConfig(downsample=4, decoder_blocks=(1, 1))
+    with pytest.raises(ValueError, match="steps"):
+        SamplingConfig(steps=0)
+
+
+def test_output_shape_and_zero_init():
+    torch.manual_seed(0)
+    model = CausalDiT(DIT_CFG)
+    x = inputs(2, 3)
+    out = model(*x)
+    assert out.shape == x[0].shape
+    # adaLN-Zero + zero final layer: an untrained model predicts no change at all
+    assert out.abs().max() == 0
+
+
+def test_patchify_round_trip():
+    model = random_dit()
+    x = inputs(2, 3)[0]
+    assert torch.equal(model.unpatchify(model.patchify(x)), x)
+
+
+def test_causal_later_frames_and_actions_never_change_earlier_outputs():
+    model = random_dit()
+    x, sigma, keys, camera, mask = inputs(1, 4)
+    ref = model(x, sigma, keys, camera, mask)
+    x2, keys2, camera2, sigma2, mask2 = x.clone(), keys.clone(), camera.clone(), sigma.clone(), mask.clone()
+    x2[:, 2:] += 1.0
+    keys2[:, 2:] = 1 - keys2[:, 2:]
+    camera2[:, 2:] *= -1
+    sigma2[:, 2:] = 0.5
+    mask2[:, 3] = False
+    out = model(x2, sigma2, keys2, camera2, mask2)
+    assert torch.allclose(out[:, :2], ref[:, :2], atol=1e-6)
+    assert not torch.allclose(out[:, 2:], ref[:, 2:], atol=1e-4)
+
+
+def test_actions_change_the_output_of_their_frame():
+    model = random_dit()
+    x, sigma, keys, camera, mask = inputs(1, 2)
+    ref = model(x, sigma, keys, camera, mask)
+    camera2 = camera.clone()
+    camera2[:, 1, 1] += 10
+    assert not torch.allclose(model(x, sigma, keys, camera2, mask)[:, 1], ref[:, 1], atol=1e-4)
+    mask2 = mask.clone()
+    mask2[:, 1] = False  # the null action is a different condition
+    assert not torch.allclose(model(x, sigma, keys, camera, mask2)[:, 1], ref[:, 1], atol=1e-4)
+
+
+def test_attention_window_limits_how_far_back_a_frame_sees():
+    import dataclasses
+
+    cfg = dataclasses.replace(DIT_CFG, depth=1)  # one layer: the reach is exactly window - 1 frames
+    model = random_dit(cfg)
+    x, sigma, keys, camera, mask = inputs(1, 5, cfg)
+    ref = model(x, sigma, keys, camera, mask)
+    x2 = x.clone()
+    x2[:, 0] += 3.0
+    out = model(x2, sigma, keys, camera, mask)
+    assert not torch.allclose(out[:, cfg.window - 1], ref[:, cfg.window - 1], atol=1e-4)
+    assert torch.allclose(out[:, cfg.window :], ref[:, cfg.window :], atol=1e-6)
+
+
+def test_kv_cache_matches_full_forward_far_beyond_the_window():
+    model = random_dit()
+    T = 9  # three times the window
+    x, sigma, keys, camera, mask = inputs(2, T)
+    full = model(x, sigma, keys, camera, mask)
+    cache = KVCache(DIT_CFG.window)
+    for t in range(T):
+        out = model(x[:, t : t + 1], sigma[:, t : t + 1], keys[:, t : t + 1], camera[:, t : t + 1], mask[:, t : t + 1], pos0=t, cache=cache, commit=1)
+        assert torch.allclose(out[:, 0], full[:, t], atol=1e-5), t
+    assert len(cache) == DIT_CFG.window - 1
+
+
+def test_kv_cache_two_frames_at_once_with_commit_of_the_first():
+    model = random_dit()
+    x, sigma, keys, camera, mask = inputs(1, 4)
+    full = model(x, sigma, keys, camera, mask)
+    cache = KVCache(DIT_CFG.window)
+    model(x[:, :2], sigma[:, :2], keys[:, :2], camera[:, :2], mask[:, :2], pos0=0, cache=cache, commit=2)
+    out = model(x[:, 2:], sigma[:, 2:], keys[:, 2:], camera[:, 2:], mask[:, 2:], pos0=2, cache=cache, commit=1)
+    assert torch.allclose(out, full[:, 2:], atol=1e-5)
+    with pytest.raises(ValueError, match="cache ends"):
+        model(x[:, :1], sigma[:, :1], keys[:, :1], camera[:, :1], mask[:, :1], pos0=7, cache=cache)
+
+
+def test_rope_positions_are_relative():
+    """Shifting every position by the same amount leaves the outputs unchanged (a cache stays valid forever)."""
+    model = random_dit()
+    x = inputs(1, 3)
+    a = model(*x, pos0=0)
+    b = model(*x, pos0=1_000_000)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_residual_base_and_loss():
+    z = torch.randn(2, 3, 4, 4, 4)
+    sigma = torch.tensor([[0.0, 0.5, 1.0], [0.2, 0.2, 0.2]])
+    base = residual_base(z, sigma)
+    assert torch.equal(base[:, 0], torch.zeros_like(base[:, 0]))
+    assert torch.allclose(base[0, 1], z[0, 0]) and torch.allclose(base[0, 2], 0.5 * z[0, 1])
+    s = sample_train_sigmas(64, 5, 0.5, 0.3, torch.Generator().manual_seed(0))
+    assert s.min() >= 0 and s.max() <= 1 and (s < 0.3).float().mean() > 0.4
+    torch.manual_seed(0)
+    model = CausalDiT(DIT_CFG)
+    loss, per_frame = flow_loss(model, z, *inputs(2, 3)[2:], sigma, torch.randn_like(z))
+    assert per_frame.shape == (2, 3) and torch.isfinite(loss)
+
+
+def test_sigma_schedule():
+    assert sigma_schedule(3) == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    shifted = sigma_schedule(3, shift=3.0)
+    assert shifted[0] == 1.0 and shifted[-1] == 0.0 and shifted[1] > 2 / 3
+
+
+def test_tiny_overfit_loss_falls_on_one_clip():
+    torch.manual_seed(0)
+    model = CausalDiT(DIT_CFG)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 4, 4, 4, 4, generator=g).cumsum(1)  # one "clip" of 4 latent frames
+    _, _, keys, camera, mask = inputs(1, 4)
+    losses = []
+    for _ in range(60):
+        sigma = torch.rand(4, 4, generator=g)
+        eps = torch.randn(4, *z.shape[1:], generator=g)
+        loss, _ = flow_loss(model, z.expand(4, -1, -1, -1, -1), keys.expand(4, -1, -1), camera.expand(4, -1, -1), mask.expand(4, -1), sigma, eps)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
+
+
+def test_autoencoder_shapes_and_normalisation():
+    pytest.importorskip("diffusers")
+    from worldmodel.autoencoder import FrameAutoencoder
+
+    torch.manual_seed(0)
+    ae = FrameAutoencoder(AE_CFG).eval()
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    z = ae.encode(x)
+    assert z.shape == (3, AE_CFG.latent_channels, AE_CFG.latent_size, AE_CFG.latent_size)
+    assert ae.decode(z).shape == x.shape
+    ae.set_latent_stats(x)
+    z = ae.encode(x)
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(AE_CFG.latent_channels), atol=1e-4)

@@ -1,0 +1,119 @@
+"""Streaming sessions: cached == uncached, flat cost, batching, determinism, input checks."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from data.actions import NOOP, Action
+from worldmodel.config import PRESETS, SamplingConfig
+
+pytest.importorskip("diffusers")
+from worldmodel.autoencoder import FrameAutoencoder  # noqa: E402
+from worldmodel.dit import CausalDiT  # noqa: E402
+from worldmodel.session import Session  # noqa: E402
+
+torch.set_num_threads(1)
+AE_CFG, DIT_CFG = PRESETS["wm-tiny"]
+ACTIONS = [Action(frozenset({"forward"}), (1.0, -3.0)), NOOP, Action(frozenset({"left", "jump"}), (0.0, 5.0))]
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    ae = FrameAutoencoder(AE_CFG).eval()
+    dit = CausalDiT(DIT_CFG).eval()
+    with torch.no_grad():  # perturb the zero-initialised layers so the frames depend on everything
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return ae, dit
+
+
+def image(seed: int = 0, size: int = 16) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def play(session: Session, start: np.ndarray, actions: list[Action]) -> tuple[np.ndarray, list[torch.Tensor]]:
+    frames, latents = [session.start(start)], []
+    for act in actions:
+        frames.append(session.step(act))
+        latents.append(session.pending.x.clone())
+    return np.stack(frames), latents
+
+
+def test_cached_and_uncached_generation_are_identical(models):
+    ae, dit = models
+    sampling = SamplingConfig(steps=3, context_sigma=0.1)
+    acts = ACTIONS * 3  # 9 frames: three times the attention window
+    f1, z1 = play(Session(dit, ae, sampling, seed=1, use_cache=True), image(), acts)
+    f2, z2 = play(Session(dit, ae, sampling, seed=1, use_cache=False), image(), acts)
+    for a, b in zip(z1, z2):
+        assert torch.allclose(a, b, atol=1e-4)
+    assert np.abs(f1.astype(int) - f2.astype(int)).max() <= 1
+
+
+def test_seed_gives_the_same_play_and_another_seed_another(models):
+    ae, dit = models
+    sampling = SamplingConfig(steps=2)
+    a, _ = play(Session(dit, ae, sampling, seed=3), image(), ACTIONS)
+    b, _ = play(Session(dit, ae, sampling, seed=3), image(), ACTIONS)
+    c, _ = play(Session(dit, ae, sampling, seed=4), image(), ACTIONS)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_batch_of_sessions(models):
+    ae, dit = models
+    s = Session(dit, ae, SamplingConfig(steps=2), seed=0)
+    starts = np.stack([image(0), image(1)])
+    first = s.start(starts)
+    assert first.shape == (2, 16, 16, 3) and first.dtype == np.uint8
+    out = s.step([ACTIONS[0], ACTIONS[2]])
+    assert out.shape == (2, 16, 16, 3)
+    assert s.step(NOOP).shape == (2, 16, 16, 3)  # one action for all
+    with pytest.raises(ValueError, match="3 actions for a batch of 2"):
+        s.step([NOOP] * 3)
+
+
+def test_guidance_runs_and_changes_frames(models):
+    ae, dit = models
+    plain, _ = play(Session(dit, ae, SamplingConfig(steps=2), seed=0), image(), ACTIONS)
+    guided, _ = play(Session(dit, ae, SamplingConfig(steps=2, guidance=3.0), seed=0), image(), ACTIONS)
+    assert guided.shape == plain.shape and not np.array_equal(guided, plain)
+
+
+def test_bad_input_errors(models):
+    ae, dit = models
+    s = Session(dit, ae, SamplingConfig(), seed=0)
+    with pytest.raises(RuntimeError, match="start"):
+        s.step(NOOP)
+    with pytest.raises(ValueError, match="uint8"):
+        s.start(np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="16x16"):
+        s.start(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_cost_per_frame_stays_flat(models):
+    ae, dit = models
+    s = Session(dit, ae, SamplingConfig(steps=2), seed=0)
+    s.start(image())
+
+    def timed(n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            s.step(NOOP)
+        return (time.perf_counter() - t) / n
+
+    for _ in range(5):
+        s.step(NOOP)
+    early = min(timed(10) for _ in range(3))
+    for _ in range(250):
+        s.step(NOOP)
+    late = min(timed(10) for _ in range(3))
+    assert late < 2.0 * early, (early, late)  # generous: the machine is shared
+    assert len(s.cache) == DIT_CFG.window - 1
+    frame = s.step(NOOP)
+    assert frame.shape == (16, 16, 3)

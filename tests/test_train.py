@@ -1,0 +1,160 @@
+"""Training: config parsing, a tiny end-to-end run, resume after a kill, two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodel.config import PRESETS, TrainConfig, load_train_config, to_dict
+from worldmodel.train import lr_at, mirror_actions, run
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeWindows:
+    """ClipWindows stand-in: clips of a striped texture that the camera yaw scrolls sideways."""
+
+    def __init__(self, root: str, length: int, stride: int, clips: int = 3, frames: int = 24, size: int = 16):
+        rng = np.random.default_rng(0)
+        self.length = length
+        self.items = []
+        for c in range(clips):
+            yaw = rng.choice([-2.0, 0.0, 2.0], size=frames).astype(np.float32)
+            base = rng.integers(0, 255, (size, size * 4, 3)).astype(np.uint8)
+            offset = np.concatenate([[0], np.cumsum(yaw[:-1])]).astype(int)  # action t moves frame t+1
+            obs = np.stack([np.roll(base, -o, axis=1)[:, :size] for o in offset])
+            keys = np.zeros((frames, 9), np.float32)
+            camera = np.stack([np.zeros(frames, np.float32), yaw], axis=1)
+            for start in range(0, frames - length + 1, stride):
+                self.items.append({
+                    "obs": torch.from_numpy(obs[start:start + length]).permute(0, 3, 1, 2).contiguous(),
+                    "keys": torch.from_numpy(keys[start:start + length]),
+                    "camera": torch.from_numpy(camera[start:start + length]),
+                    "clip": f"clip{c}",
+                    "start": start,
+                })
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+def fake_windows(root: str, length: int, stride: int) -> FakeWindows:
+    return FakeWindows(root, length, stride)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    ae, dit = PRESETS["wm-tiny"]
+    values = dict(data="fake", autoencoder=ae, dit=dit, ae_steps=6, ae_batch_size=4, steps=6, batch_size=2, seq_len=3,
+                  warmup_steps=2, log_every=2, eval_every=3, ckpt_every=3, eval_batch=2, max_minutes=5.0, ae_minutes=5.0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_config_round_trip_and_errors(tmp_path):
+    cfg = tiny_config(data=str(tmp_path / "clips"))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(to_dict(cfg)))
+    assert load_train_config(str(path)) == cfg
+    path.write_text(json.dumps({"preset": "wm-tiny", "data": "x", "bogus": 1}))
+    with pytest.raises(ValueError, match="bogus"):
+        load_train_config(str(path))
+    path.write_text("{\n  \"data\": ,\n}")
+    with pytest.raises(ValueError, match=r"c.json:2"):
+        load_train_config(str(path))
+    with pytest.raises(ValueError, match="seq_len"):
+        tiny_config(seq_len=1)
+
+
+def test_shipped_default_config_parses():
+    cfg = load_train_config(str(REPO / "worldmodel" / "configs" / "default.json"))
+    assert cfg.autoencoder.image_size == 64 and cfg.stages == ("autoencoder", "world")
+
+
+def test_lr_schedule_warms_up_and_decays():
+    cfg = tiny_config(warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0, 0.0, 1.0) == pytest.approx(0.1)
+    assert lr_at(cfg, 10, 0.0, 1.0) == pytest.approx(1.0)
+    assert lr_at(cfg, 50, 1.0, 1.0) == pytest.approx(0.1)
+
+
+def test_mirror_actions_swaps_left_right_and_negates_camera():
+    keys = torch.zeros(1, 9)
+    keys[0, 2] = 1  # left
+    k, c = mirror_actions(keys, torch.tensor([[1.0, -2.0]]))
+    assert k[0, 3] == 1 and k[0, 2] == 0 and c.tolist() == [[-1.0, 2.0]]
+
+
+@pytest.mark.slow  # ~5 s on an idle machine (imports diffusers and matplotlib), 15-20 s on a busy one
+def test_tiny_run_end_to_end_then_resume(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    run(tiny_config(), out, windows=fake_windows)
+    for name in ("pipeline/config.json", "pipeline/dit/model.safetensors", "loss.png", "log.jsonl", "ckpt_world/state.json"):
+        assert (out / name).exists(), name
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("eval_mirror" in r for r in rows)
+    assert json.loads((out / "ckpt_world" / "state.json").read_text())["step"] == 6
+    # resume with a larger budget continues from step 6, not 0
+    run(tiny_config(steps=9), out, resume=True, windows=fake_windows)
+    assert json.loads((out / "ckpt_world" / "state.json").read_text())["step"] == 9
+    from worldmodel.pipeline import WorldPipeline
+
+    pipe = WorldPipeline.from_pretrained(out / "pipeline")
+    frames = pipe(np.zeros((16, 16, 3), np.uint8), [__import__("data.actions").actions.NOOP] * 2)
+    assert frames.shape == (3, 16, 16, 3)
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    ema = run(tiny_config(steps=3, ae_steps=2), Path(out), windows=fake_windows)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, os.path.join(out, f"rank{rank}.safetensors"))
+
+
+@pytest.mark.slow  # two fresh processes import torch and diffusers: ~30 s on this shared machine
+def test_two_process_ddp_step_leaves_identical_weights(tmp_path):
+    import socket
+
+    from safetensors.torch import load_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    a, b = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and training moved them: the zero-initialised output layer is no longer zero
+    assert a["final.linear.weight"].abs().sum() > 0
+
+
+def test_unroll_replaces_the_middle_frames_by_model_predictions():
+    from worldmodel.dit import CausalDiT
+    from worldmodel.train import self_conditioned_context
+
+    cfg = tiny_config(seq_len=4)
+    torch.manual_seed(0)
+    dit = CausalDiT(cfg.dit)
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    z = torch.randn(2, 4, 4, 4, 4)
+    b = {"z": z, "eps": torch.randn_like(z), "keys": torch.zeros(2, 4, 9), "camera": torch.zeros(2, 4, 2),
+         "act_mask": torch.ones(2, 4, dtype=torch.bool)}
+    new = self_conditioned_context(dit, b, cfg)
+    assert torch.equal(new[:, 0], z[:, 0]) and torch.equal(new[:, -1], z[:, -1])  # the start and the target stay true
+    assert not torch.allclose(new[:, 1:-1], z[:, 1:-1])

@@ -1,0 +1,271 @@
+"""Typed, frozen configs for the world model: one per component, validated on construction.
+
+AutoencoderConfig  the frame autoencoder (a diffusers AutoencoderTiny layout)
+DiTConfig          the causal video diffusion transformer
+SamplingConfig     how frames are sampled at inference (steps, context noise, guidance)
+TrainConfig        one training run (stages, data, optimisation, budget); nests the three above
+
+PRESETS names model sizes (DiT's `DiT_models` idea): data, not factory functions.
+Configs travel as JSON (`to_dict` / `from_dict`); unknown keys are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from data.actions import KEYS
+
+T = TypeVar("T")
+
+
+def _power_of_two(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+AUTOENCODER_KINDS = ("tiny", "pixels")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """A small AutoencoderTiny: `image_size` RGB frames <-> (latent_channels, image_size/downsample, ...) latents.
+
+    AutoencoderTiny needs the same channel count at every level, and one level per factor of 2 plus one:
+    `encoder_blocks` / `decoder_blocks` hold the number of residual blocks per level (len = log2(downsample) + 1).
+    kind="pixels" is no autoencoder at all: the DiT works on the frames themselves (3 channels, downsample 1).
+    """
+
+    kind: str = "tiny"
+    image_size: int = 64
+    latent_channels: int = 4
+    downsample: int = 4
+    # The encoder runs once per dataset frame (the latent cache), the decoder once per generated frame:
+    # both kept cheap (~2,000 frames/s encoding, ~3-5 ms decoding on one core at 64x64).
+    encoder_channels: int = 16
+    decoder_channels: int = 32
+    encoder_blocks: tuple[int, ...] = (0, 1, 1)
+    decoder_blocks: tuple[int, ...] = (1, 1, 1)
+
+    def __post_init__(self) -> None:
+        if self.kind not in AUTOENCODER_KINDS:
+            raise ValueError(f"autoencoder.kind must be one of {AUTOENCODER_KINDS}, got {self.kind!r}")
+        if self.kind == "pixels" and (self.latent_channels != 3 or self.downsample != 1):
+            raise ValueError("autoencoder.kind 'pixels' needs latent_channels 3 and downsample 1")
+        object.__setattr__(self, "encoder_blocks", tuple(int(b) for b in self.encoder_blocks))
+        object.__setattr__(self, "decoder_blocks", tuple(int(b) for b in self.decoder_blocks))
+        if not _power_of_two(self.downsample):
+            raise ValueError(f"autoencoder.downsample must be a power of 2, got {self.downsample}")
+        if self.image_size % self.downsample:
+            raise ValueError(f"autoencoder.image_size {self.image_size} is not divisible by downsample {self.downsample}")
+        levels = int(math.log2(self.downsample)) + 1
+        for name in ("encoder_blocks", "decoder_blocks"):
+            blocks = getattr(self, name)
+            if len(blocks) != levels or min(blocks) < 0:
+                raise ValueError(f"autoencoder.{name} needs {levels} non-negative entries for downsample {self.downsample}, got {blocks}")
+        for name in ("latent_channels", "encoder_channels", "decoder_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"autoencoder.{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // self.downsample
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """The causal DiT over latent frames.
+
+    Tokens are `patch_size` x `patch_size` patches of a latent frame. Attention is full within a frame and causal
+    across frames, limited to the last `window` frames (the current one included), so a key/value cache of
+    `window - 1` frames reproduces the uncached model exactly, however long the play.
+    """
+
+    latent_channels: int = 4
+    latent_size: int = 16
+    patch_size: int = 2
+    dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    window: int = 4
+    num_keys: int = len(KEYS)
+    camera_scale: float = 10.0  # degrees per frame that map to 1.0 at the action embedder's input
+
+    def __post_init__(self) -> None:
+        if self.latent_size % self.patch_size:
+            raise ValueError(f"dit.latent_size {self.latent_size} is not divisible by patch_size {self.patch_size}")
+        if self.dim % self.heads or (self.dim // self.heads) % 2:
+            raise ValueError(f"dit.dim {self.dim} must split into {self.heads} heads of even size")
+        for name in ("latent_channels", "patch_size", "depth", "heads", "window", "num_keys"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"dit.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mlp_ratio <= 0 or self.camera_scale <= 0:
+            raise ValueError("dit.mlp_ratio and dit.camera_scale must be positive")
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.latent_size // self.patch_size) ** 2
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Inference: `steps` denoising steps per frame; finished frames re-enter the context at `context_sigma`."""
+
+    steps: int = 3
+    context_sigma: float = 0.1
+    shift: float = 1.0  # >1 spends more steps at high noise (SD3's timestep shift)
+    guidance: float = 1.0  # classifier-free guidance on actions; 1.0 = off (no second pass)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= 50:
+            raise ValueError(f"sampling.steps must be in 1..50, got {self.steps}")
+        if not 0.0 <= self.context_sigma < 1.0:
+            raise ValueError(f"sampling.context_sigma must be in [0, 1), got {self.context_sigma}")
+        if self.shift <= 0:
+            raise ValueError(f"sampling.shift must be positive, got {self.shift}")
+        if self.guidance < 0:
+            raise ValueError(f"sampling.guidance must be >= 0, got {self.guidance}")
+
+
+STAGES = ("autoencoder", "world")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. `stages` picks what runs: the autoencoder, then the world model on cached latents.
+
+    Budgets: each stage stops at its step count or its minutes, whichever comes first, and still saves.
+    """
+
+    data: str = ""  # folder of recorded clips (data.clips.ClipWindows)
+    stages: tuple[str, ...] = STAGES
+    init_from: str = ""  # a pipeline folder whose autoencoder (and dit, if shapes match) start the run
+    seed: int = 0
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # autoencoder stage
+    ae_steps: int = 3000
+    ae_minutes: float = 10.0
+    ae_batch_size: int = 32
+    ae_lr: float = 1e-3
+    ae_warmup_steps: int = 50
+    ae_edge_weight: float = 0.5  # weight of the image-gradient loss that keeps block edges sharp
+    # world-model stage
+    steps: int = 20000
+    max_minutes: float = 70.0
+    batch_size: int = 16
+    seq_len: int = 5  # frames per training sample (>= window is fine: the attention window limits context)
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    warmup_steps: int = 300
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    action_dropout: float = 0.1  # per frame: replace the action with the null embedding (guidance on actions)
+    context_prob: float = 0.5  # per frame: draw a low "context" noise level instead of a training one
+    context_sigma_max: float = 0.3
+    unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
+    # bookkeeping
+    log_every: int = 25
+    eval_every: int = 250
+    ckpt_every: int = 500
+    eval_batch: int = 16
+    cache_batch: int = 64  # frames per batch when encoding the dataset into cached latents
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad or not self.stages:
+            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {self.stages}")
+        if self.autoencoder.latent_channels != self.dit.latent_channels or self.autoencoder.latent_size != self.dit.latent_size:
+            raise ValueError(
+                f"dit latent ({self.dit.latent_channels}ch, {self.dit.latent_size}px) does not match the autoencoder's "
+                f"({self.autoencoder.latent_channels}ch, {self.autoencoder.latent_size}px)"
+            )
+        for name in ("ae_steps", "ae_warmup_steps", "ae_batch_size", "steps", "batch_size", "log_every", "eval_every", "ckpt_every", "eval_batch", "cache_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seq_len < 2:
+            raise ValueError(f"seq_len must be >= 2 (a context frame and a predicted one), got {self.seq_len}")
+        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 < self.context_sigma_max < 1.0:
+            raise ValueError(f"context_sigma_max must be in (0, 1), got {self.context_sigma_max}")
+        if self.max_minutes <= 0 or self.ae_minutes <= 0 or self.lr <= 0 or self.ae_lr <= 0:
+            raise ValueError("max_minutes, ae_minutes, lr and ae_lr must be positive")
+
+
+# Named model sizes. "wm-default" is what ships (sized for real-time play and ~1 hour of training on 2 CPU
+# cores); "wm-base" is the next size up for a GPU; "wm-tiny" is for tests.
+PRESETS: dict[str, tuple[AutoencoderConfig, DiTConfig]] = {
+    "wm-default": (AutoencoderConfig(), DiTConfig(dim=192, depth=6, heads=3)),
+    "wm-base": (AutoencoderConfig(), DiTConfig(dim=256, depth=6, heads=4)),
+    # No autoencoder: 8x8 pixel patches (64 tokens a frame), as DESIGN suggests measuring against the latent model.
+    "wm-pixels": (
+        AutoencoderConfig(kind="pixels", latent_channels=3, downsample=1, encoder_blocks=(0,), decoder_blocks=(0,)),
+        DiTConfig(latent_channels=3, latent_size=64, patch_size=8, dim=192, depth=6, heads=3),
+    ),
+    "wm-tiny": (
+        AutoencoderConfig(image_size=16, latent_channels=4, downsample=4, encoder_channels=8, decoder_channels=8),
+        DiTConfig(latent_channels=4, latent_size=4, patch_size=2, dim=32, depth=2, heads=2, window=3),
+    ),
+}
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config (nested dataclasses) -> plain JSON-able dict."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass `cls` from a dict; nested config fields from nested dicts. Unknown keys raise ValueError."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a JSON object for {cls.__name__}, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; known: {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    nested = {"autoencoder": AutoencoderConfig, "dit": DiTConfig, "sampling": SamplingConfig}
+    for name, value in values.items():
+        if name in nested and cls is TrainConfig:
+            kwargs[name] = from_dict(nested[name], value, f"{where}.{name}")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from err
+
+
+def load_train_config(path: str) -> TrainConfig:
+    """Read a training config JSON. A "preset" key fills autoencoder/dit from PRESETS before other keys apply."""
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object at the top level")
+    preset = values.pop("preset", None)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"{path}: unknown preset {preset!r}; known: {sorted(PRESETS)}")
+        ae, dit = PRESETS[preset]
+        values["autoencoder"] = {**to_dict(ae), **values.get("autoencoder", {})}
+        values["dit"] = {**to_dict(dit), **values.get("dit", {})}
+    cfg = from_dict(TrainConfig, values, where=path)
+    if cfg.data and not os.path.isabs(cfg.data):
+        # A relative data path is relative to the config file, so a config works from any folder.
+        cfg = dataclasses.replace(cfg, data=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data)))
+    return cfg

@@ -1,0 +1,288 @@
+"""The causal video DiT: latent frames in, per-frame predictions out.
+
+Tokens are patches of latent frames. Attention is full within a frame and causal across frames, limited to the
+last `window` frames (a band), so that a key/value cache of the last `window - 1` frames gives exactly the same
+outputs as recomputing the whole history, and the cost per frame stays flat however long the play.
+
+Time enters attention only through RoPE on the frame index (relative, so cached keys stay valid as the window
+slides); space through a fixed 2-D sin-cos embedding added to the tokens. Each frame carries its own
+conditioning vector: its noise level plus the action that produced it (or a learned null action, used for the
+first frame and for classifier-free guidance). adaLN-Zero injects it into every block.
+
+The network knows nothing of noise schedules: worldmodel/schedule.py turns its output into a denoised frame.
+Every weight matrix is a plain nn.Linear, which quant/ swaps for quantized layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from worldmodel.config import DiTConfig
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x (B, T, N, D); shift/scale (B, T, D), one per frame."""
+    return x * (1 + scale.unsqueeze(2)) + shift.unsqueeze(2)
+
+
+def sincos_2d(dim: int, grid: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embedding (as in DiT/MAE): (grid*grid, dim)."""
+    half = dim // 2
+    omega = 1.0 / 10000 ** (np.arange(half // 2, dtype=np.float64) / (half / 2.0))
+    ys, xs = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+    parts = []
+    for coord in (ys.reshape(-1), xs.reshape(-1)):
+        angles = np.outer(coord, omega)
+        parts += [np.sin(angles), np.cos(angles)]
+    return torch.from_numpy(np.concatenate(parts, axis=1)).float()
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin (L, head_dim/2) for integer frame positions (L,). Angles in float64: positions grow without end."""
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (B, H, L, hd) rotated pairwise by the per-token angles (L, hd/2)."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2)
+
+
+def frame_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int, tokens: int) -> torch.Tensor:
+    """Boolean attention mask (Lq, Lk): a token sees the frames at most `window - 1` frames before its own, and its own."""
+    delta = q_pos[:, None] - k_pos[None, :]  # frame distance, per frame
+    allowed = (delta >= 0) & (delta < window)
+    return allowed.repeat_interleave(tokens, 0).repeat_interleave(tokens, 1)
+
+
+# ---------------------------------------------------------------- key/value cache
+
+
+@dataclass
+class KVCache:
+    """Keys and values (after RoPE) of the last frames of the context, per block: (B, H, frames * N, hd)."""
+
+    window: int
+    keys: list[torch.Tensor | None] = field(default_factory=list)
+    values: list[torch.Tensor | None] = field(default_factory=list)
+    positions: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor, tokens: int) -> None:
+        while len(self.keys) <= layer:
+            self.keys.append(None)
+            self.values.append(None)
+        old_k, old_v = self.keys[layer], self.values[layer]
+        k = k if old_k is None else torch.cat([old_k, k], dim=2)
+        v = v if old_v is None else torch.cat([old_v, v], dim=2)
+        keep = (self.window - 1) * tokens  # a new frame never looks further back than window - 1 frames
+        self.keys[layer], self.values[layer] = k[:, :, -keep:], v[:, :, -keep:]
+
+    def append_positions(self, positions: torch.Tensor) -> None:
+        self.positions = torch.cat([self.positions, positions])[-(self.window - 1):]
+
+    def __len__(self) -> int:
+        return int(self.positions.numel())
+
+
+# ---------------------------------------------------------------- embedders
+
+
+class SigmaEmbedder(nn.Module):
+    """Noise level in [0, 1] -> (D,), via sinusoidal features and an MLP (DiT's TimestepEmbedder)."""
+
+    def __init__(self, dim: int, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, device=sigma.device, dtype=torch.float32) / half)
+        args = (sigma.float() * 1000)[..., None] * freqs
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+
+
+class ActionEmbedder(nn.Module):
+    """Keys (9, multi-hot) + camera (pitch, yaw degrees) -> (D,). Masked-out actions get a learned null vector."""
+
+    def __init__(self, num_keys: int, dim: int, camera_scale: float):
+        super().__init__()
+        self.camera_scale = camera_scale
+        self.mlp = nn.Sequential(nn.Linear(num_keys + 4, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, keys: torch.Tensor, camera: torch.Tensor, act_mask: torch.Tensor) -> torch.Tensor:
+        cam = camera / self.camera_scale
+        # the camera both linearly and squashed: small turns stay distinguishable, large ones do not blow up
+        feats = torch.cat([keys, cam, torch.tanh(cam)], dim=-1)
+        emb = self.mlp(feats)
+        return torch.where(act_mask[..., None], emb, self.null.to(emb.dtype))
+
+
+# ---------------------------------------------------------------- the block
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)  # qk-norm keeps attention logits tame in long training
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int):
+        """x (B, L, D) -> (B, L, D), plus this input's keys and values (B, H, L, hd) for the cache."""
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, hd)
+        q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k_all, v_all = k, v
+        if cache is not None and layer < len(cache.keys) and cache.keys[layer] is not None:
+            k_all = torch.cat([cache.keys[layer], k], dim=2)
+            v_all = torch.cat([cache.values[layer], v], dim=2)
+        out = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)  # (B, H, L, hd)
+        return self.proj(out.transpose(1, 2).reshape(B, L, D)), k, v
+
+
+class DiTBlock(nn.Module):
+    """Pre-norm transformer block with adaLN-Zero: shift, scale and gate per frame from the conditioning vector."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x, c, cos, sin, mask, cache, layer):
+        """x (B, T, N, D); c (B, T, D). Returns x and this block's (k, v) for the cache."""
+        B, T, N, D = x.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c).chunk(6, dim=-1)  # 6 x (B, T, D)
+        h = modulate(self.norm1(x), shift1, scale1).reshape(B, T * N, D)
+        h, k, v = self.attn(h, cos, sin, mask, cache, layer)
+        x = x + gate1.unsqueeze(2) * h.view(B, T, N, D)
+        h = self.mlp(modulate(self.norm2(x), shift2, scale2))
+        return x + gate2.unsqueeze(2) * h, k, v
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+        self.linear = nn.Linear(dim, out_dim)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.ada(c).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+# ---------------------------------------------------------------- the model
+
+
+class CausalDiT(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        p, C, D = cfg.patch_size, cfg.latent_channels, cfg.dim
+        self.grid = cfg.latent_size // p
+        self.patch_dim = C * p * p
+        self.x_embed = nn.Linear(self.patch_dim, D)
+        self.register_buffer("pos_embed", sincos_2d(D, self.grid), persistent=False)  # (N, D)
+        self.sigma_embed = SigmaEmbedder(D)
+        self.action_embed = ActionEmbedder(cfg.num_keys, D, cfg.camera_scale)
+        self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.final = FinalLayer(D, self.patch_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.sigma_embed.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.sigma_embed.mlp[2].weight, std=0.02)
+        # adaLN-Zero: every block starts as the identity and the output as zero, so the untrained model
+        # predicts "no change from the previous frame" (schedule.py adds the output to that frame).
+        for block in self.blocks:
+            nn.init.zeros_(block.ada[-1].weight)
+            nn.init.zeros_(block.ada[-1].bias)
+        nn.init.zeros_(self.final.ada[-1].weight)
+        nn.init.zeros_(self.final.ada[-1].bias)
+        nn.init.zeros_(self.final.linear.weight)
+        nn.init.zeros_(self.final.linear.bias)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, h, w) -> (B, T, N, C*p*p)."""
+        B, T, C, H, W = x.shape
+        p, g = self.cfg.patch_size, self.grid
+        x = x.reshape(B, T, C, g, p, g, p).permute(0, 1, 3, 5, 2, 4, 6)
+        return x.reshape(B, T, g * g, C * p * p)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, N, C*p*p) -> (B, T, C, h, w)."""
+        B, T, N, _ = x.shape
+        p, g, C = self.cfg.patch_size, self.grid, self.cfg.latent_channels
+        x = x.reshape(B, T, g, g, C, p, p).permute(0, 1, 4, 2, 5, 3, 6)
+        return x.reshape(B, T, C, g * p, g * p)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        keys: torch.Tensor,
+        camera: torch.Tensor,
+        act_mask: torch.Tensor,
+        pos0: int = 0,
+        cache: KVCache | None = None,
+        commit: int = 0,
+    ) -> torch.Tensor:
+        """Predict, for every frame, the network output F (see schedule.py for what it means).
+
+        x (B, T, C, h, w) noisy latents; sigma (B, T) their noise levels in [0, 1]; keys (B, T, num_keys) and
+        camera (B, T, 2) degrees: the action that produced each frame; act_mask (B, T) bool, False = null action.
+        pos0: the absolute index of frame 0 (frame positions are pos0 .. pos0 + T - 1).
+        cache: context frames seen before (their keys/values); the first `commit` frames of x are appended to it.
+        Returns (B, T, C, h, w).
+        """
+        B, T = x.shape[:2]
+        N, cfg = self.grid * self.grid, self.cfg
+        if commit and cache is None:
+            raise ValueError("commit > 0 needs a cache to write into")
+        tokens = self.x_embed(self.patchify(x)) + self.pos_embed  # (B, T, N, D)
+        c = self.sigma_embed(sigma) + self.action_embed(keys, camera, act_mask)  # (B, T, D)
+
+        q_pos = torch.arange(pos0, pos0 + T)
+        past_pos = cache.positions if cache is not None else torch.zeros(0, dtype=torch.long)
+        if past_pos.numel() and int(past_pos[-1]) != pos0 - 1:
+            raise ValueError(f"cache ends at frame {int(past_pos[-1])} but the input starts at frame {pos0}")
+        k_pos = torch.cat([past_pos, q_pos])
+        # A single new frame may see the whole (trimmed) cache: no mask needed, which is the fast path.
+        mask = None if T == 1 else frame_mask(q_pos, k_pos, cfg.window, N).to(x.device)
+        cos, sin = rope_tables(q_pos.repeat_interleave(N), cfg.dim // cfg.heads)
+        cos, sin = cos.to(x.device), sin.to(x.device)
+
+        h = tokens
+        for layer, block in enumerate(self.blocks):
+            h, k, v = block(h, c, cos, sin, mask, cache, layer)
+            if commit:
+                cache.append(layer, k[:, :, : commit * N], v[:, :, : commit * N], N)
+        if commit:
+            cache.append_positions(q_pos[:commit])
+        return self.unpatchify(self.final(h, c))  # (B, T, C, h, w)

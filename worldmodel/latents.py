@@ -1,0 +1,133 @@
+"""The dataset's frames encoded once by the autoencoder, held in memory for the world-model stage.
+
+Every clip becomes a run of latents (fp16) with the actions beside them. A training sample is a run of
+`seq_len` frames z[i+1 .. i+seq_len] with the actions that produced them, keys[i .. i+seq_len-1] (actions[t]
+makes frame t+1). Whole clips are held out for validation (chosen by a hash of the name, so stable).
+
+Saved as one safetensors file with the autoencoder's fingerprint, so a cache is reused only with the same
+autoencoder weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from worldmodel.autoencoder import FrameAutoencoder, to_model_range
+
+
+def fingerprint(autoencoder: FrameAutoencoder) -> str:
+    digest = hashlib.sha1()
+    for name, tensor in sorted(autoencoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def is_validation_clip(name: str, fraction: float = 0.05) -> bool:
+    return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
+
+
+class LatentClips:
+    """latents (N, C, h, w) fp16, keys (N, 9), camera (N, 2), segment (N,) int: frames of one contiguous run."""
+
+    def __init__(self, latents: torch.Tensor, keys: torch.Tensor, camera: torch.Tensor, segment: torch.Tensor, val: torch.Tensor):
+        self.latents, self.keys, self.camera, self.segment, self.val = latents, keys, camera, segment, val
+
+    def starts(self, seq_len: int, validation: bool) -> torch.Tensor:
+        """Indices i such that frames i .. i + seq_len lie in one segment of the wanted split."""
+        n = len(self.segment) - seq_len
+        if n <= 0:
+            return torch.zeros(0, dtype=torch.long)
+        same = self.segment[:n] == self.segment[seq_len:]
+        split = self.val[:n] if validation else ~self.val[:n]
+        return torch.nonzero(same & split).flatten()
+
+    def batch(self, starts: torch.Tensor, seq_len: int) -> dict[str, torch.Tensor]:
+        """z (B, seq_len, C, h, w) float32, keys (B, seq_len, 9), camera (B, seq_len, 2): frame j made by action j."""
+        frames = starts[:, None] + 1 + torch.arange(seq_len)[None]  # (B, L)
+        z = self.latents[frames]
+        # uint8 "latents" are the frames themselves (the pixel-space model): to [-1, 1]
+        z = z.float() / 127.5 - 1.0 if z.dtype == torch.uint8 else z.float()
+        return {
+            "z": z,
+            "keys": self.keys[frames - 1],
+            "camera": self.camera[frames - 1],
+        }
+
+    def save(self, path: Path, ae_fingerprint: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tensors = {"latents": self.latents, "keys": self.keys, "camera": self.camera, "segment": self.segment, "val": self.val.to(torch.uint8)}
+        save_file(tensors, str(tmp), metadata={"autoencoder": ae_fingerprint})
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, ae_fingerprint: str) -> "LatentClips | None":
+        if not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            if (f.metadata() or {}).get("autoencoder") != ae_fingerprint:
+                return None  # encoded by another autoencoder
+        t = load_file(str(path))
+        return cls(t["latents"], t["keys"], t["camera"], t["segment"], t["val"].bool())
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc only): the encoder's big temporaries leave holes otherwise."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+@torch.no_grad()
+def encode_windows(
+    autoencoder: FrameAutoencoder, windows: Iterable[dict], total: int | None = None, batch_frames: int = 64, show: bool = True
+) -> LatentClips:
+    """Encode items of a ClipWindows(root, length, stride=length) in order; consecutive windows of one clip join up.
+
+    Everything kept across items is copied into numpy arrays: thousands of small long-lived torch tensors
+    interleaved with the encoder's large temporary buffers fragmented the heap (23 GB resident on 150k frames).
+    """
+    keys, camera, segment, val, pending, latents = [], [], [], [], [], []
+    seg, last = -1, None
+
+    def flush() -> None:
+        if pending:
+            obs = torch.cat(pending)
+            if autoencoder.trainable:
+                latents.append(autoencoder.encode(to_model_range(obs)).half().numpy().copy())
+            else:  # pixel space: keep the frames as uint8 (a quarter of fp16's memory)
+                latents.append(obs.numpy().copy())
+            pending.clear()
+            if len(latents) % 50 == 0:
+                release_freed_memory()
+
+    for item in tqdm(windows, total=total, desc="encoding latents", disable=not show, dynamic_ncols=True):
+        T = item["obs"].shape[0]
+        if last is None or last != (item["clip"], item["start"]):
+            seg += 1
+        last = (item["clip"], item["start"] + T)
+        pending.append(item["obs"])
+        keys.append(np.array(item["keys"], dtype=np.float32))
+        camera.append(np.array(item["camera"], dtype=np.float32))
+        segment.append(np.full(T, seg, dtype=np.int64))
+        val.append(np.full(T, is_validation_clip(item["clip"]), dtype=bool))
+        if sum(len(p) for p in pending) >= batch_frames:
+            flush()
+    flush()
+    if not latents:
+        raise ValueError("no frames to encode: the dataset has no windows")
+    cat = lambda parts: torch.from_numpy(np.concatenate(parts))  # noqa: E731
+    return LatentClips(cat(latents), cat(keys), cat(camera), cat(segment), cat(val))

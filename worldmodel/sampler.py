@@ -1,0 +1,92 @@
+"""Few-step sampling of one new frame given its context (a key/value cache or the full history).
+
+Euler steps along the flow-matching line, written with the x0 estimate: from level s to s' the sample becomes
+(1 - s') z_hat + s' eps_hat, eps_hat = (x - (1 - s) z_hat) / s. The last step lands on z_hat itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from worldmodel.config import SamplingConfig
+from worldmodel.dit import CausalDiT, KVCache
+
+
+def sigma_schedule(steps: int, shift: float = 1.0) -> list[float]:
+    """Noise levels from 1 down to 0, `steps` intervals; shift > 1 spends more of them at high noise."""
+    levels = [1.0 - i / steps for i in range(steps + 1)]
+    return [shift * s / (1 + (shift - 1) * s) for s in levels]
+
+
+@dataclass
+class FrameInputs:
+    """One frame as the network sees it: latent input and its conditioning, batch-first."""
+
+    x: torch.Tensor  # (B, C, h, w)
+    sigma: torch.Tensor  # (B,)
+    keys: torch.Tensor  # (B, num_keys)
+    camera: torch.Tensor  # (B, 2)
+    act_mask: torch.Tensor  # (B,) bool
+
+    def stacked(self, others: list["FrameInputs"]) -> tuple[torch.Tensor, ...]:
+        frames = others + [self]
+        return tuple(torch.stack([getattr(f, name) for f in frames], dim=1) for name in ("x", "sigma", "keys", "camera", "act_mask"))
+
+
+def base_of(frame: FrameInputs) -> torch.Tensor:
+    """The residual base a frame gives the one after it (see schedule.residual_base)."""
+    return (1 - frame.sigma[:, None, None, None]) * frame.x
+
+
+@torch.no_grad()
+def sample_frame(
+    model: CausalDiT,
+    noise: torch.Tensor,
+    keys: torch.Tensor,
+    camera: torch.Tensor,
+    history: list[FrameInputs],
+    pos: int,
+    sampling: SamplingConfig,
+    cache: KVCache | None,
+    pending: FrameInputs | None,
+) -> torch.Tensor:
+    """Sample the latent of frame `pos` (B, C, h, w) from pure noise (B, C, h, w).
+
+    With a cache: `cache` holds the context up to frame pos - 2 and `pending` is frame pos - 1, which the first
+    step appends to the cache (its keys/values are computed in the same pass). Without a cache: `history` holds
+    every frame 0 .. pos - 1 and the whole history is recomputed each step (slow; the reference for tests).
+    """
+    B = noise.shape[0]
+    prev = pending if cache is not None else (history[-1] if history else None)
+    if prev is None:
+        raise ValueError("sampling a frame needs at least one context frame")
+    base = base_of(prev)[:, None]  # (B, 1, C, h, w)
+    act_on = torch.ones(B, dtype=torch.bool, device=noise.device)
+    levels = sigma_schedule(sampling.steps, sampling.shift)
+    x = noise
+    z_hat = noise
+    for i, (s, s_next) in enumerate(zip(levels[:-1], levels[1:])):
+        sigma = torch.full((B,), s, device=noise.device)
+
+        def run(mask: torch.Tensor, first_pass: bool) -> torch.Tensor:
+            current = FrameInputs(x, sigma, keys, camera, mask)
+            if cache is None:
+                return model(*current.stacked(history), pos0=0)[:, -1]
+            if first_pass and pending is not None and i == 0:
+                inputs = current.stacked([pending])
+                return model(*inputs, pos0=pos - 1, cache=cache, commit=1)[:, -1]
+            inputs = current.stacked([])
+            return model(*inputs, pos0=pos, cache=cache)[:, -1]
+
+        out = run(act_on, first_pass=True)
+        if sampling.guidance != 1.0:
+            # Classifier-free guidance on the action: the same context, the current action replaced by null.
+            uncond = run(torch.zeros_like(act_on), first_pass=False)
+            out = uncond + sampling.guidance * (out - uncond)
+        z_hat = base[:, 0] + out
+        if s_next > 0:
+            eps_hat = (x - (1 - s) * z_hat) / s
+            x = (1 - s_next) * z_hat + s_next * eps_hat
+    return z_hat
