@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "world": "data.bench",  # renderer and simulator frames/s
     "quant": "quant.bench",  # int8 / LUT-GEMM: bytes, SQNR and speed against fp32
     "stream": "worldmodel.bench",  # streaming frames/s and memory, fp32 and each quant method
+    "eval": "eval.bench",  # what one video of the evaluator costs, per dimension
 }
 
 

@@ -171,6 +171,19 @@ def model_label(model: str) -> str:
     return "wm-default" if model == DEFAULT_MODEL else Path(model).name if model != SIMULATOR else SIMULATOR
 
 
+def thread_count(text: str) -> int:
+    """argparse type for --threads: a whole number >= 0 (0: leave torch's default)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def check_quant(quant: str) -> str:
     if quant not in QUANTS:
         raise ValueError(f"unknown quant method {quant!r}; choose one of {', '.join(QUANTS)}")

@@ -48,7 +48,7 @@ class SuiteConfig:
 
 
 FULL = SuiteConfig()
-QUICK = SuiteConfig(scenes=8, actions=8, frames=33)
+QUICK = SuiteConfig(scenes=8, actions=8, frames=33, scenario_turn_frames=8)  # round trips of 17 frames
 # The quick subset's actions: one of each kind (GameWorld's groups), by name where the benchmark has it.
 QUICK_ACTIONS = ("forward", "back", "left", "jump", "attack", "camera_l", "camera_up", "forward_camera_r")
 

@@ -81,7 +81,7 @@ def sample_frame(
             return model(*inputs, pos0=pos, cache=cache)[:, -1]
 
         out = run(act_on, first_pass=True)
-        if sampling.guidance != 1.0:
+        if sampling.guidance != 1.0 and (sampling.guidance_steps == 0 or i < sampling.guidance_steps):
             # Classifier-free guidance on the action: the same context, the current action replaced by null.
             uncond = run(torch.zeros_like(act_on), first_pass=False)
             out = uncond + sampling.guidance * (out - uncond)

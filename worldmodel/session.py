@@ -68,7 +68,7 @@ class Session:
         if images.shape[1:3] != (size, size):
             raise ValueError(f"start image is {images.shape[2]}x{images.shape[1]}; this model works at {size}x{size}")
         self.batch = images.shape[0]
-        obs = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self.device)
+        obs = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(self.device)  # a copy: images may be read-only
         z = self.autoencoder.encode(to_model_range(obs))  # (B, C, h, w)
         B = self.batch
         start = FrameInputs(
