@@ -19,22 +19,11 @@ from app.generate import JobError, read_jobs, run_jobs
 from app.worlds import SIMULATOR, WorldFactory
 from data.actions import NOOP, Action, read_actions, to_minerl
 from data.clips import decode_mp4, read_clip
-from data.game import Game
+from small_worlds import SeedScene
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class SeedScene:
-    """A start scene with the data.scenes interface (name, image(size), game(size))."""
-
-    def __init__(self, seed: int) -> None:
-        self.name, self.seed = f"seed-{seed}", seed
-
-    def game(self, size: int) -> Game:
-        return Game(self.seed, size=size, world_size=64, world_height=48)
-
-    def image(self, size: int) -> np.ndarray:
-        return self.game(size).reset()
 
 
 @pytest.fixture

@@ -16,20 +16,9 @@ from app.play import KEYMAP, PlayApp, PlaySettings, add_arguments, main  # noqa:
 from app.worlds import SIMULATOR, StartPoint, WorldFactory  # noqa: E402
 from data.actions import NOOP, read_actions  # noqa: E402
 from data.clips import decode_mp4  # noqa: E402
-from data.game import Game  # noqa: E402
+from small_worlds import SeedScene  # noqa: E402
 
 
-class SeedScene:
-    """A start scene with the data.scenes interface (name, image(size), game(size))."""
-
-    def __init__(self, seed: int) -> None:
-        self.name, self.seed = f"seed-{seed}", seed
-
-    def game(self, size: int) -> Game:
-        return Game(self.seed, size=size, world_size=64, world_height=48)
-
-    def image(self, size: int) -> np.ndarray:
-        return self.game(size).reset()
 
 
 def start_point(seed: int = 3) -> StartPoint:

@@ -17,7 +17,7 @@ from app.web import BUTTONS, WebApp, WebSettings, build_demo, serve
 from app.worlds import DEFAULT_MODEL, SIMULATOR, WorldFactory, default_model_available
 from data.actions import Action, to_minerl, write_actions
 from data.clips import decode_mp4
-from data.game import Game
+from small_worlds import SeedScene
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -25,17 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run"]
 
 
-class SeedScene:
-    """A start scene with the data.scenes interface (name, image(size), game(size))."""
-
-    def __init__(self, seed: int) -> None:
-        self.name, self.seed = f"seed-{seed}", seed
-
-    def game(self, size: int) -> Game:
-        return Game(self.seed, size=size, world_size=64, world_height=48)
-
-    def image(self, size: int) -> np.ndarray:
-        return self.game(size).reset()
 
 
 @pytest.fixture
