@@ -17,9 +17,11 @@ from worldmodel.paths import DEFAULT_CHECKPOINT
 pytestmark = pytest.mark.slow
 
 HORIZON = 8
-# Floors below what the shipped model measured (MODEL_CARD.md), so a broken export or sampler fails here.
-MODEL_PSNR_FLOOR_DB = 12.0
-MAX_DB_BELOW_COPY_LAST = 3.0
+# Floors about 1 dB below what the shipped model measured here (model 17.34 dB, copy-last 22.34 dB on these 16
+# starts, at shipping), so a broken export or sampler fails. The model does NOT beat copy-last on these
+# mostly-still scripted starts; on recorded play it is close to it (MODEL_CARD.md).
+MODEL_PSNR_FLOOR_DB = 16.0
+MAX_DB_BELOW_COPY_LAST = 6.0
 # Seeds far from the training data's (worldmodel record --seed 0 derives 32-bit world seeds from it) and from
 # the 32 benchmark scenes (1000-8003).
 UNSEEN_SEEDS = (424242, 515151)
