@@ -17,11 +17,16 @@ This module imports bitsandbytes: import it only when a BnbConfig is used.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from quant.config import BnbConfig
 
+# bitsandbytes' CPU backend warns on import that it could not fetch an optional kernel from the hub
+# (a download we never want); keep that one logger quiet.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 try:
     import bitsandbytes as bnb
 except ImportError as err:

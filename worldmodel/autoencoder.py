@@ -10,6 +10,8 @@ diffusers is imported only when an autoencoder is built (it takes seconds to imp
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -26,6 +28,9 @@ class FrameAutoencoder(nn.Module):
         self.vae = None
         if cfg.kind == "pixels":
             return  # frames are their own latents: encode/decode only normalise
+        # diffusers imports bitsandbytes when it is installed, whose CPU backend warns on import that it could not
+        # fetch an optional kernel from the hub (we never want that download); keep that one logger quiet.
+        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
         from diffusers.models.autoencoders.autoencoder_tiny import AutoencoderTiny
 
         levels = len(cfg.encoder_blocks)
