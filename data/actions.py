@@ -343,7 +343,7 @@ def read_actions(path: str | os.PathLike) -> list[Action]:
         raise ActionFormatError(f"{path}: not UTF-8 text ({e})") from None
     if text.lstrip().startswith("["):
         try:
-            items = json.loads(text, parse_constant=_reject_constant)
+            items = json.loads(text, parse_constant=reject_constant)
         except json.JSONDecodeError as e:
             raise ActionFormatError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
         except ValueError as e:
@@ -360,7 +360,7 @@ def read_actions(path: str | os.PathLike) -> list[Action]:
             if not line.strip():
                 raise ActionFormatError(f"{path}:{lineno}: empty line in the middle of the file")
             try:
-                items.append(json.loads(line, parse_constant=_reject_constant))
+                items.append(json.loads(line, parse_constant=reject_constant))
             except json.JSONDecodeError as e:
                 raise ActionFormatError(f"{path}:{lineno}: bad JSON: {e.msg} (column {e.colno})") from None
             except ValueError as e:
@@ -380,8 +380,9 @@ def read_actions(path: str | os.PathLike) -> list[Action]:
     return actions
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a valid number here (NaN and infinities are rejected)")
+def reject_constant(name: str) -> float:
+    """`json.loads(..., parse_constant=reject_constant)`: NaN and infinities in action JSON are errors, not numbers."""
+    raise ValueError(f"{name} is not a number (NaN and infinities are rejected)")
 
 
 def write_actions(

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.actions import KEYS, VPT_BUTTONS, VPT_KEYS, Action, from_vpt_line, stack
+from data.actions import KEYS, VPT_BUTTONS, VPT_KEYS, Action, from_vpt_line, reject_constant, stack
 from data.record import CLIP_FORMAT, CLIP_FORMAT_VERSION, CLIP_SUFFIXES
 
 # Our pose fields -> the VPT recorder's (which use Minecraft's yaw and pitch conventions).
@@ -97,10 +97,6 @@ def find_clips(root: str | Path) -> list[Path]:
 
 # --- the pieces of a clip ---------------------------------------------------------------
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number (NaN and infinities are rejected)")
-
-
 def _pose(line: dict[str, Any]) -> dict[str, float] | None:
     """Our pose from a line: the exact one under "wm", else the recorder's Minecraft fields."""
     wm = line.get("wm")
@@ -149,7 +145,7 @@ def read_action_log(path: Path, strict: bool = False) -> tuple[list[Action], lis
             if not text.strip():
                 raise ClipError(f"{path}:{lineno}: empty line (one action line per frame is expected)")
             try:
-                line = json.loads(text, parse_constant=_reject_constant)
+                line = json.loads(text, parse_constant=reject_constant)
             except json.JSONDecodeError as err:
                 raise ClipError(f"{path}:{lineno}: not JSON ({err.msg}, column {err.colno})") from err
             except ValueError as err:
