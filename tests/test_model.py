@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from worldmodel.config import PRESETS, AutoencoderConfig, DiTConfig, SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
 from worldmodel.sampler import sigma_schedule
-from worldmodel.schedule import flow_loss, residual_base, sample_train_sigmas
+from worldmodel.schedule import flow_loss, residual_base, sample_train_sigmas, turn_view
 
 AE_CFG, DIT_CFG = PRESETS["wm-tiny"]
 torch.set_num_threads(1)
@@ -147,6 +149,24 @@ def test_residual_base_and_loss():
     model = CausalDiT(DIT_CFG)
     loss, per_frame = flow_loss(model, z, *inputs(2, 3)[2:], sigma, torch.randn_like(z))
     assert per_frame.shape == (2, 3) and torch.isfinite(loss)
+
+
+def test_turn_view_shifts_the_picture_the_way_the_camera_turns():
+    frames = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(turn_view(frames, torch.zeros(2, 2), fov=90.0), frames, atol=1e-6)
+    # fov 90: the picture's half-width is tan(45) = 1, so tan(yaw) = 0.25 is one cell of eight
+    one_cell = math.degrees(math.atan(0.25))
+    right = turn_view(frames, torch.tensor([[0.0, one_cell]] * 2), fov=90.0)
+    assert torch.allclose(right[..., :, :-1], frames[..., :, 1:], atol=1e-5)  # yaw right: the world slides left
+    assert torch.allclose(right[..., :, -1], frames[..., :, -1], atol=1e-5)  # the new edge repeats the old one
+    up = turn_view(frames, torch.tensor([[one_cell, 0.0]] * 2), fov=90.0)
+    assert torch.allclose(up[..., 1:, :], frames[..., :-1, :], atol=1e-5)  # pitch up: the world slides down
+    # residual_base turns each frame's base by that frame's camera
+    z = torch.randn(1, 3, 3, 8, 8)
+    camera = torch.tensor([[[0.0, 0.0], [0.0, one_cell], [0.0, 0.0]]])
+    base = residual_base(z, torch.zeros(1, 3), camera=camera, fov=90.0)
+    assert torch.allclose(base[0, 1, :, :, :-1], z[0, 0, :, :, 1:], atol=1e-5)
+    assert torch.allclose(base[0, 2], z[0, 1], atol=1e-6)
 
 
 def test_sigma_schedule():

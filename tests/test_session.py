@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -14,6 +15,7 @@ from worldmodel.config import PRESETS, SamplingConfig
 pytest.importorskip("diffusers")
 from worldmodel.autoencoder import FrameAutoencoder  # noqa: E402
 from worldmodel.dit import CausalDiT  # noqa: E402
+from worldmodel.schedule import turn_view  # noqa: E402
 from worldmodel.session import Session  # noqa: E402
 
 torch.set_num_threads(1)
@@ -53,6 +55,25 @@ def test_cached_and_uncached_generation_are_identical(models):
     for a, b in zip(z1, z2):
         assert torch.allclose(a, b, atol=1e-4)
     assert np.abs(f1.astype(int) - f2.astype(int)).max() <= 1
+
+
+def test_turned_base_cached_equals_uncached_and_an_untrained_model_turns_by_geometry(models):
+    ae, dit = models
+    turning = CausalDiT(dataclasses.replace(DIT_CFG, view_fov=70.0)).eval()
+    turning.load_state_dict(dit.state_dict())
+    sampling = SamplingConfig(steps=2, context_sigma=0.1, guidance=2.0)
+    f1, z1 = play(Session(turning, ae, sampling, seed=1, use_cache=True), image(), ACTIONS * 2)
+    f2, z2 = play(Session(turning, ae, sampling, seed=1, use_cache=False), image(), ACTIONS * 2)
+    for a, b in zip(z1, z2):
+        assert torch.allclose(a, b, atol=1e-4)
+    # A zero-initialised network predicts no change, so the next frame is the start frame turned by the mouse.
+    blank = CausalDiT(dataclasses.replace(DIT_CFG, view_fov=70.0)).eval()
+    session = Session(blank, ae, SamplingConfig(steps=1, context_sigma=0.0), seed=0)
+    session.start(image())
+    start = session.pending.x.clone()
+    session.step(Action(camera=(0.0, 20.0)))
+    assert torch.allclose(session.pending.x, turn_view(start, torch.tensor([[0.0, 20.0]]), 70.0), atol=1e-5)
+    assert not torch.allclose(session.pending.x, start, atol=1e-3)
 
 
 def test_seed_gives_the_same_play_and_another_seed_another(models):

@@ -94,6 +94,10 @@ class DiTConfig:
     window: int = 4
     num_keys: int = len(KEYS)
     camera_scale: float = 10.0  # degrees per frame that map to 1.0 at the action embedder's input
+    # Vertical field of view of the frames, in degrees. When > 0, each frame's residual base is the previous frame
+    # turned by the frame's own mouse move (schedule.turn_view): a rotation's effect on the picture is pure
+    # geometry, so the network spends its capacity on what a turn cannot explain (walking, new borders). 0 = off.
+    view_fov: float = 0.0
 
     def __post_init__(self) -> None:
         if self.latent_size % self.patch_size:
@@ -105,6 +109,8 @@ class DiTConfig:
                 raise ValueError(f"dit.{name} must be >= 1, got {getattr(self, name)}")
         if self.mlp_ratio <= 0 or self.camera_scale <= 0:
             raise ValueError("dit.mlp_ratio and dit.camera_scale must be positive")
+        if not 0.0 <= self.view_fov < 170.0:
+            raise ValueError(f"dit.view_fov must be in [0, 170) degrees, got {self.view_fov}")
 
     @property
     def tokens_per_frame(self) -> int:

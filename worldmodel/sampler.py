@@ -12,6 +12,7 @@ import torch
 
 from worldmodel.config import SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
+from worldmodel.schedule import turn_view
 
 
 def sigma_schedule(steps: int, shift: float = 1.0) -> list[float]:
@@ -62,7 +63,10 @@ def sample_frame(
     prev = pending if cache is not None else (history[-1] if history else None)
     if prev is None:
         raise ValueError("sampling a frame needs at least one context frame")
-    base = base_of(prev)[:, None]  # (B, 1, C, h, w)
+    # The base with the action (turned by this frame's mouse move) and without it (for guidance's null pass).
+    plain = base_of(prev)
+    fov = model.cfg.view_fov
+    turned = turn_view(plain, camera, fov) if fov > 0 else plain
     act_on = torch.ones(B, dtype=torch.bool, device=noise.device)
     levels = sigma_schedule(sampling.steps, sampling.shift)
     x = noise
@@ -80,12 +84,11 @@ def sample_frame(
             inputs = current.stacked([])
             return model(*inputs, pos0=pos, cache=cache)[:, -1]
 
-        out = run(act_on, first_pass=True)
+        z_hat = turned + run(act_on, first_pass=True)
         if sampling.guidance != 1.0 and (sampling.guidance_steps == 0 or i < sampling.guidance_steps):
             # Classifier-free guidance on the action: the same context, the current action replaced by null.
-            uncond = run(torch.zeros_like(act_on), first_pass=False)
-            out = uncond + sampling.guidance * (out - uncond)
-        z_hat = base[:, 0] + out
+            uncond = plain + run(torch.zeros_like(act_on), first_pass=False)
+            z_hat = uncond + sampling.guidance * (z_hat - uncond)
         if s_next > 0:
             eps_hat = (x - (1 - s) * z_hat) / s
             x = (1 - s_next) * z_hat + s_next * eps_hat
