@@ -63,10 +63,11 @@ def sample_frame(
     prev = pending if cache is not None else (history[-1] if history else None)
     if prev is None:
         raise ValueError("sampling a frame needs at least one context frame")
-    # The base with the action (turned by this frame's mouse move) and without it (for guidance's null pass).
-    plain = base_of(prev)
-    fov = model.cfg.view_fov
-    turned = turn_view(plain, camera, fov) if fov > 0 else plain
+    # The previous frame, turned by this frame's mouse move when the model was trained so (the turn is geometry,
+    # so guidance's null pass keeps it too: guidance amplifies only what the network learned of the action).
+    base = base_of(prev)
+    if model.cfg.view_fov > 0:
+        base = turn_view(base, camera, model.cfg.view_fov)
     act_on = torch.ones(B, dtype=torch.bool, device=noise.device)
     levels = sigma_schedule(sampling.steps, sampling.shift)
     x = noise
@@ -84,10 +85,10 @@ def sample_frame(
             inputs = current.stacked([])
             return model(*inputs, pos0=pos, cache=cache)[:, -1]
 
-        z_hat = turned + run(act_on, first_pass=True)
+        z_hat = base + run(act_on, first_pass=True)
         if sampling.guidance != 1.0 and (sampling.guidance_steps == 0 or i < sampling.guidance_steps):
             # Classifier-free guidance on the action: the same context, the current action replaced by null.
-            uncond = plain + run(torch.zeros_like(act_on), first_pass=False)
+            uncond = base + run(torch.zeros_like(act_on), first_pass=False)
             z_hat = uncond + sampling.guidance * (z_hat - uncond)
         if s_next > 0:
             eps_hat = (x - (1 - s) * z_hat) / s

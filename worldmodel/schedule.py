@@ -58,8 +58,9 @@ def residual_base(
     """The frame each prediction is a change from: base_t = (1 - sigma_{t-1}) x_{t-1}, turned by camera_t.
 
     x (B, T, C, h, w), sigma (B, T). `first` (B, C, h, w) is the base of frame 0 (zero when absent: the first
-    frame of a clip has nothing before it). camera (B, T, 2) is the mouse move that leads into each frame (zero
-    where the action is masked out: a null action knows no turn); with fov > 0 the base is turned by it.
+    frame of a clip has nothing before it). camera (B, T, 2) is the mouse move that leads into each frame; with
+    fov > 0 the base is turned by it -- also where the action is masked out for guidance: the turn is geometry,
+    known whatever the network is told, so guidance amplifies only what the network learned of the action.
     """
     prev = (1 - sigma[:, :-1, None, None, None]) * x[:, :-1]
     head = torch.zeros_like(x[:, :1]) if first is None else first[:, None]
@@ -67,11 +68,6 @@ def residual_base(
     if fov > 0 and camera is not None:
         base = turn_view(base, camera, fov)
     return base
-
-
-def known_turn(camera: torch.Tensor, act_mask: torch.Tensor) -> torch.Tensor:
-    """The camera move the base may use: the action's where it is given, none where it is masked out."""
-    return camera * act_mask[..., None].to(camera.dtype)
 
 
 def sample_train_sigmas(
@@ -100,7 +96,7 @@ def flow_loss(
     """Diffusion-forcing loss on clean latents z (B, T, C, h, w). Returns (loss, per-frame MSE (B, T)).
     `fov` is the DiT's view_fov (the model may be wrapped in DDP, so it is passed in)."""
     x = add_noise(z, eps, sigma)
-    base = residual_base(x, sigma, camera=known_turn(camera, act_mask), fov=fov)
+    base = residual_base(x, sigma, camera=camera, fov=fov)
     z_hat = base + model(x, sigma, keys, camera, act_mask)
     per_frame = (z_hat - z).pow(2).mean(dim=(2, 3, 4))  # (B, T)
     return per_frame.mean(), per_frame.detach()

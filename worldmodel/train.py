@@ -49,7 +49,7 @@ from worldmodel.config import TrainConfig, load_train_config, to_dict
 from worldmodel.dit import CausalDiT
 from worldmodel.latents import LatentClips, encode_windows, fingerprint, release_freed_memory
 from worldmodel.sampler import sigma_schedule
-from worldmodel.schedule import add_noise, flow_loss, known_turn, residual_base, sample_train_sigmas
+from worldmodel.schedule import add_noise, flow_loss, residual_base, sample_train_sigmas
 
 # A factory for the clip dataset: (root, length, stride) -> a ClipWindows-like Dataset. Tests pass their own.
 WindowsFactory = Callable[[str, int, int], Any]
@@ -326,7 +326,7 @@ def predict_last(model: CausalDiT, batch: dict[str, torch.Tensor], steps: int, c
         sigma[:, -1] = s
         if s == 1.0:
             x[:, -1] = eps[:, -1]
-        base = residual_base(x, sigma, camera=known_turn(camera, act_mask), fov=model.cfg.view_fov)
+        base = residual_base(x, sigma, camera=camera, fov=model.cfg.view_fov)
         z_hat = (base + model(x, sigma, keys, camera, act_mask))[:, -1]
         if s_next > 0:
             eps_hat = (x[:, -1] - (1 - s) * z_hat) / s
@@ -505,7 +505,7 @@ def self_conditioned_context(dit: CausalDiT, b: dict[str, torch.Tensor], cfg: Tr
         xt[:, t] = b["eps"][:, t]
         st[:, t] = 1.0
         keys, camera, on = b["keys"][:, : t + 1], b["camera"][:, : t + 1], b["act_mask"][:, : t + 1]
-        base = residual_base(xt[:, : t + 1], st[:, : t + 1], camera=known_turn(camera, on), fov=dit.cfg.view_fov)
+        base = residual_base(xt[:, : t + 1], st[:, : t + 1], camera=camera, fov=dit.cfg.view_fov)
         out = base + dit(xt[:, : t + 1], st[:, : t + 1], keys, camera, on)
         pred[:, t] = out[:, t]
     new = z.clone()
