@@ -230,6 +230,36 @@ def responsiveness(pipe: WorldPipeline, n_scenes: int) -> dict:
     }
 
 
+def walking_in_play(pipe: WorldPipeline, val_dir: Path, max_windows: int = 40) -> dict:
+    """Walking where the player is already walking (a standing start also has to get going): windows of the
+    recorded clips where forward was held with no turn for the 2 frames before and the 8 after; the model's
+    8 frames with those actions and with no-op, the outward optical flow of each beside the true frames'."""
+    from data.clips import find_clips, read_clip
+
+    starts, actions, truths = [], [], []
+    for path in find_clips(val_dir):
+        clip = read_clip(path)
+        t = 10
+        while t < len(clip.frames) - HORIZON - 2 and len(starts) < max_windows:
+            window = clip.actions[t - 2 : t + HORIZON]
+            if all(a.keys == frozenset({"forward"}) and max(map(abs, a.camera)) < 0.5 for a in window):
+                starts.append(clip.frames[t])
+                actions.append(list(clip.actions[t : t + HORIZON]))
+                truths.append(np.asarray(clip.frames[t : t + HORIZON + 1]))
+                t += 30  # windows apart
+            else:
+                t += 1
+    if not starts:
+        return {"windows": 0}
+    forward = rollout(pipe, np.stack(starts), actions)
+    still = rollout(pipe, np.stack(starts), [[Action()] * HORIZON for _ in actions])
+
+    def radial(videos: np.ndarray | list[np.ndarray]) -> float:
+        return float(np.mean([radial_flow(a, b) for v in videos for a, b in zip(v[:-1], v[1:])]))
+
+    return {"windows": len(starts), "true_radial": radial(truths), "model_forward_radial": radial(forward), "model_noop_radial": radial(still)}
+
+
 # ---------------------------------------------------------------- (c) long play
 
 
@@ -403,6 +433,10 @@ def markdown(r: dict) -> str:
         f"confusion (generated -> nearest true): `{json.dumps(s['nearest_true_condition_confusion'])}`",
         f"PSNR gain of the true condition over true no-op: `{json.dumps({k: round(v, 2) for k, v in s['psnr_gain_vs_true_noop_db'].items()})}`",
         "",
+        f"walking in play ({r['walking']['windows']} windows of recorded forward walking): outward flow px/frame, "
+        f"truth {r['walking'].get('true_radial', float('nan')):+.3f}, model with forward {r['walking'].get('model_forward_radial', float('nan')):+.3f}, "
+        f"model with no-op {r['walking'].get('model_noop_radial', float('nan')):+.3f}",
+        "",
         f"## (c) {p['frames']}-frame play",
         f"latents finite: {p['latents_finite']}; first flat frame (pixel std < 2): {p['first_flat_frame']}; pixel mean {p['pixel_mean_min']:.1f}..{p['pixel_mean_max']:.1f}; "
         f"pixel std {p['pixel_std_min']:.1f}..{p['pixel_std_max']:.1f} (first 100 frames {p['pixel_std_first_100']:.1f}, "
@@ -449,6 +483,7 @@ def main() -> int:
     for name, fn in (
         ("fidelity", lambda: fidelity(pipe, Path(args.val), args.per_clip)),
         ("responsiveness", lambda: responsiveness(pipe, args.scenes)),
+        ("walking", lambda: walking_in_play(pipe, Path(args.val))),
         ("long_play", lambda: long_play(pipe, args.long_frames, out / "rollout_1000.png")),
         ("strip", lambda: model_strip(pipe, Path(args.strip))),
     ):
