@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the world model")
     parser.add_argument("--idm", type=Path, default=None, help="inverse dynamics model folder (default assets/idm)")
     parser.add_argument("--force", action="store_true", help="discard another run's results in --out")
-    parser.add_argument("--minutes", type=float, default=9.0, help="with --train-idm: training time budget")
+    parser.add_argument("--minutes", type=float, default=20.0, help="with --train-idm: training time budget")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     scorers.add_arguments(parser)
 

@@ -6,16 +6,18 @@ our world, so we train our own small IDM on clips of our simulator, where the ac
 visible: walking moves the view, a jump lifts it, attack and use swing the hand, sneaking lowers the eye and
 sprinting widens the field of view.
 
-Model (about 0.2M parameters, 0.8 MB; 64x64 input, any length T >= 2), small enough to train in minutes
-on two shared CPU cores:
+Model (about 0.55M parameters, 2.2 MB; 64x64 input, any length T >= 2), small enough to train in minutes
+on one CPU thread:
 - a per-frame trunk (two stride-2 3x3 convolutions on the frame halved to 32x32) -> feature maps (32, 8, 8);
   average-pooled to 4x4 it is also the frame embedding that temporal consistency uses (eval/temporal.py);
-- a pair network on both frames' trunk maps plus the dense optical flow between the frames (OpenCV DIS at
-  64x64, averaged over 8x8 blocks): one stride-2 convolution and a linear layer -> one vector per transition.
-  The flow hands the network camera turns, steps and jumps directly; the trunk sees the hand swing, the eye
-  height and the field of view;
-- a bidirectional GRU over the transitions, so each one reads the whole clip: a held jump in mid-air, a step
-  against a wall or a turn into the pitch limit are only readable from context;
+- a pair network on the change of the trunk maps between the two frames (next minus previous) plus the dense
+  optical flow between them (OpenCV DIS at 64x64, averaged over 8x8 blocks): one stride-2 convolution and a
+  linear layer -> one vector per transition. It sees the change only, never the look of the world: a
+  still transition gives the same input in every world, so the model cannot learn "this beach means
+  forward" from the training worlds. The flow hands it camera turns, steps and jumps directly; the change
+  of the trunk maps shows the hand swing and bob, the eye height and the field of view easing;
+- a bidirectional GRU over the transitions, so each one reads the whole clip: a held jump while looking at
+  the sky, a step against a wall or a turn held against the pitch limit are only readable from context;
 - heads: forward/back (3 classes: none, forward, back), left/right (3), pitch and yaw direction (3 each:
   none, +, -), the binary keys jump, attack, use, sprint, sneak, and a camera regression in degrees.
 
@@ -23,14 +25,21 @@ Time alignment (docs/ARCHITECTURE.md): actions[t] turns frames[t] into frames[t 
 gives T - 1 predictions, one per transition.
 
 Training (`python -m eval.idm train --out assets/idm`, or `worldmodel eval --train-idm sim --out assets/idm`;
-about 3 minutes of simulation and 9 of training on one CPU thread): clips are played in the simulator by two
-players made for this. Random play (`random_actions`, 33-frame clips): every key and the camera change
-often, in held segments of 2 to 48 frames, camera steps of 0.5 to 12 degrees on either axis, the view kept
-off the pitch limits. Benchmark-like play (`benchmark_like_actions`, 65-frame clips): one action held for the
-whole clip, drawn like the 76 benchmark actions (5 degrees a frame, attack in bursts), so the view also runs
-into the pitch limit and stays there. Three clips in four are benchmark-like (the IDM mostly scores the
-benchmark). Half the clips are blurred and/or noisy, since the IDM mostly judges a
-world model's slightly blurry frames. Recorded clips can be added with --data.
+20 minutes of wall time on one CPU thread, simulating and training together, then about 2 minutes of
+scoring): the clips are simulated while training, not drawn from a fixed set. Between training steps
+(45% of the time) fresh worlds are generated, every biome equally often, and four clips played in each,
+each from its own start made like the benchmark scenes' (data/scenes.py: a spawn point, pitch -5, turned
+to an open view); a pool of the latest 1200 clips feeds the batches, so the model meets thousands of
+worlds (a few hundred fixed worlds were memorised: a still video read as "forward" on one beach). Two
+players made for this: benchmark-like play (`benchmark_like_actions`, 65-frame clips): one action held
+for the whole clip, drawn like the 76 benchmark actions (5 degrees a frame, attack in bursts), so the
+view also runs into the pitch limit and stays there; and random play (`random_actions`, 33-frame clips):
+every key and the camera change often, in held segments of 2 to 48 frames, camera steps of 0.5 to 12
+degrees on either axis, the view kept off the pitch limits. 85% of the clips are benchmark-like (the
+IDM mostly scores the benchmark). Half the clips are blurred and/or noisy, since the IDM mostly judges
+a world model's slightly blurry frames. Training worlds' seeds (10,000 + 90,000 x seed + i) are disjoint
+from the 32 benchmark scenes' (1000-8003) and the held-out worlds' (from 1,000,000). Recorded clips can
+be added with --data.
 """
 
 from __future__ import annotations
@@ -42,8 +51,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,6 +62,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.actions import KEY_INDEX, Action, stack
+
+if TYPE_CHECKING:
+    from data.physics import Pose
+    from data.world import World
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "assets" / "idm"
 BINARY_KEYS: tuple[str, ...] = ("jump", "attack", "use", "sprint", "sneak")
@@ -63,17 +78,26 @@ class IDMConfig:
     size: int = 64  # frames are resized to this first (flow is computed here), then halved for the trunk
     trunk_channels: tuple[int, int] = (16, 32)
     pair_channels: int = 64
-    hidden: int = 64  # per direction of the bidirectional GRU
+    hidden: int = 96  # per direction of the bidirectional GRU
+    gru_layers: int = 2  # stacked: one layer (keyboard 0.951, mouse 0.998 on the suite) did about as well, held-out a little worse
     embed_grid: int = 4  # frame embedding: trunk features average-pooled to embed_grid x embed_grid
+    # What the pair network sees of the two frames' trunk maps: "difference" (next minus previous: a still
+    # video gives the same input in every world, so the scene's look cannot be read as an action) or
+    # "both" (the two maps side by side; checkpoints made before the difference input).
+    pair_input: str = "difference"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trunk_channels", tuple(self.trunk_channels))
+        if self.pair_input not in ("difference", "both"):
+            raise ValueError(f"IDMConfig.pair_input must be 'difference' or 'both', got {self.pair_input!r}")
         if self.size != 64:
             raise ValueError(f"IDMConfig.size must be 64 (frames are resized to it), got {self.size}")
         if len(self.trunk_channels) != 2:
             raise ValueError(f"IDMConfig needs 2 trunk_channels, got {self.trunk_channels}")
         if min(self.trunk_channels + (self.pair_channels, self.hidden)) < 1:
             raise ValueError("IDMConfig channel counts and hidden must be positive")
+        if self.gru_layers < 1:
+            raise ValueError(f"IDMConfig.gru_layers must be positive, got {self.gru_layers}")
         if self.embed_grid < 1 or 8 % self.embed_grid:
             raise ValueError(f"IDMConfig.embed_grid must divide 8, got {self.embed_grid}")
 
@@ -88,11 +112,12 @@ class InverseDynamicsModel(nn.Module):
         self.cfg = cfg
         c1, c2 = cfg.trunk_channels
         self.trunk = nn.Sequential(_conv(3, c1, 2), _conv(c1, c2, 2))  # 32x32 frame -> (c2, 8, 8), every frame
-        # Pair input at 8x8: both frames' trunk features and the optical flow between them (2 channels).
-        self.pair = _conv(2 * c2 + 2, cfg.pair_channels, 2)  # -> (pair_channels, 4, 4)
+        # Pair input at 8x8: the frames' trunk features (their difference, or both) and the optical flow (2 channels).
+        pair_in = (c2 if cfg.pair_input == "difference" else 2 * c2) + 2
+        self.pair = _conv(pair_in, cfg.pair_channels, 2)  # -> (pair_channels, 4, 4)
         self.pair_out = nn.Sequential(nn.Linear(cfg.pair_channels * 16, 2 * cfg.hidden), nn.ReLU())
         self.dropout = nn.Dropout(0.2)
-        self.gru = nn.GRU(2 * cfg.hidden, cfg.hidden, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(2 * cfg.hidden, cfg.hidden, cfg.gru_layers, batch_first=True, bidirectional=True)
         width = 4 * cfg.hidden  # the pair vector and the GRU's two directions
         # ModuleDict keys cannot be "keys" (a dict method), so the heads are named head_<output>.
         self.heads = nn.ModuleDict(
@@ -116,7 +141,11 @@ class InverseDynamicsModel(nn.Module):
     def forward(self, frames: torch.Tensor, flow: torch.Tensor) -> dict[str, torch.Tensor]:
         """frames (B, T, 3, 64, 64) in [-1, 1], flow (B, T-1, 2, 8, 8) (pixels at 64x64) -> (B, T-1, ...)."""
         maps = self.trunk_features(frames)  # (B, T, C, 8, 8)
-        pairs = torch.cat([maps[:, :-1], maps[:, 1:], flow], dim=2).flatten(0, 1)  # (B*(T-1), 2C+2, 8, 8)
+        if self.cfg.pair_input == "difference":
+            change = [maps[:, 1:] - maps[:, :-1]]  # zero for a still transition, whatever the world looks like
+        else:
+            change = [maps[:, :-1], maps[:, 1:]]
+        pairs = torch.cat([*change, flow], dim=2).flatten(0, 1)  # (B*(T-1), C or 2C, + 2, 8, 8)
         h = self.pair_out(self.pair(pairs).flatten(1))  # (B*(T-1), 2*hidden)
         h = h.unflatten(0, (frames.shape[0], frames.shape[1] - 1))  # (B, T-1, 2*hidden)
         h = self.dropout(h)  # against memorising whole action sequences of the training clips
@@ -269,7 +298,8 @@ def load_idm(path: str | Path | None = None) -> InverseDynamicsModel:
     raw = json.loads(config_path.read_text())
     if raw.get("kind") != "worldmodel-idm":
         raise ValueError(f"{config_path}: not an IDM config (kind={raw.get('kind')!r})")
-    model = InverseDynamicsModel(IDMConfig(**raw["config"]))
+    settings = {"pair_input": "both", **raw["config"]}  # checkpoints older than pair_input saw both maps
+    model = InverseDynamicsModel(IDMConfig(**settings))
     model.load_state_dict(load_file(str(weights_path)))
     model.eval()
     return model
@@ -328,6 +358,8 @@ def benchmark_like_actions(rng: np.random.Generator, n: int) -> list[Action]:
     """
     from data.benchmark_actions import CAMERA_DEG, CAMERA_MOVES, KEY_PAIRS, SINGLE_KEYS
 
+    # Closer to the benchmark's own mix (6 keys, 8 camera moves, 13 pairs, 48 key + camera, 1 empty of 76) did
+    # worse on it (keyboard 0.946 against 0.951): the single keys and pairs teach the walking cues best.
     kind = rng.choice(["key", "camera", "pair", "key_camera", "empty"], p=[0.15, 0.15, 0.2, 0.45, 0.05])
     keys: tuple[str, ...] = ()
     direction = (0.0, 0.0)
@@ -344,18 +376,48 @@ def benchmark_like_actions(rng: np.random.Generator, n: int) -> list[Action]:
     ]
 
 
-def simulate_clip(seed: int, length: int, player: str = "random") -> tuple[np.ndarray, list[Action]]:
-    """Play `random_actions` (or `benchmark_like_actions`) in a fresh world: frames (length, 64, 64, 3), actions."""
-    from data.game import Game
+def scene_like_start(world: World, rng: np.random.Generator) -> Pose:
+    """A start like the benchmark scenes' (data/scenes.py), in any world: a spawn point, looking slightly down
+    (START_PITCH), turned from a random heading to the first direction with OPEN_DISTANCE blocks of free view."""
+    from data.physics import EYE_HEIGHT, Pose
+    from data.render import raycast_block
+    from data.scenes import OPEN_DISTANCE, START_PITCH, TURNS
 
+    x, y, z = world.spawn_point(rng)
+    eye = (x, y + EYE_HEIGHT, z)
+    heading = float(rng.integers(8)) * 45.0
+    for turn in TURNS:
+        yaw = (heading + turn) % 360.0
+        if all(raycast_block(world, eye, yaw, pitch, OPEN_DISTANCE) is None for pitch in (0.0, START_PITCH)):
+            return Pose(x, y, z, yaw, START_PITCH)
+    return Pose(x, y, z, heading, START_PITCH)
+
+
+PLAYERS = {"random": random_actions, "benchmark": benchmark_like_actions}
+
+
+def simulate_world(seed: int, clips: int, length: int, player: str = "random") -> list[tuple[np.ndarray, list[Action]]]:
+    """`clips` clips of `player` in one fresh world (its biome drawn from the seed, every biome equally often),
+    each from its own benchmark-like start: [(frames (length, 64, 64, 3), actions)]."""
+    from data.game import Game
+    from data.terrain import BIOMES
+
+    if player not in PLAYERS:
+        raise ValueError(f"unknown player {player!r}; choose one of {', '.join(PLAYERS)}")
     rng = np.random.default_rng(seed)
-    make = {"random": random_actions, "benchmark": benchmark_like_actions}[player]
-    actions = make(rng, length)
-    game = Game(seed, size=64)
-    frames = [game.reset()]
-    for act in actions[:-1]:
-        frames.append(game.step(act))
-    return np.stack(frames), actions
+    game = Game(seed, str(BIOMES[int(rng.integers(len(BIOMES)))]), size=64)
+    out = []
+    for _ in range(clips):
+        game.start_pose = scene_like_start(game.world, rng)  # reset() puts the player here, edits undone
+        actions = PLAYERS[player](rng, length)
+        frames = [game.reset()] + [game.step(act) for act in actions[:-1]]
+        out.append((np.stack(frames), actions))
+    return out
+
+
+def simulate_clip(seed: int, length: int, player: str = "random") -> tuple[np.ndarray, list[Action]]:
+    """One clip of `player` in a fresh world: frames (length, 64, 64, 3), actions."""
+    return simulate_world(seed, 1, length, player)[0]
 
 
 def degrade(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -385,21 +447,27 @@ def make_clip(frames: np.ndarray, actions: list[Action]) -> IDMClip:
 
 
 TEST_LENGTH = 65  # held-out clips are as long as the benchmark's videos
+TRAIN_SEED_BASE = 10_000  # training worlds: 10_000 + 90_000 * seed + i, clear of the scenes' 1000-8003
+WORLDS_PER_SEED = 90_000  # seed 9 ends below the held-out worlds (1,000,000)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    minutes: float = 9.0
-    random_length: int = 33  # random play: short clips from many worlds (65-frame clips from 400 worlds were memorised)
+    minutes: float = 20.0  # wall-clock budget for simulating and training together
+    random_length: int = 33  # random play: short clips
     benchmark_length: int = 65  # benchmark-like: whole benchmark-length clips, so the GRU learns to carry context
     batch: int = 8  # whole clips of one kind per batch
     lr: float = 3e-3
-    seed: int = 0
-    train_clips: int = 800
-    benchmark_share: float = 0.75  # of the clips (and of the batches), held actions like the benchmark's
+    seed: int = 0  # 0..9: which block of training worlds, and the initialisation
+    pool_clips: int = 1200  # clips held at once; fresh ones push out the oldest of their kind
+    clips_per_world: int = 4  # each from its own spawn point and heading (a world costs as much as 4 clips)
+    simulate_share: float = 0.45  # of the wall time spent simulating fresh clips, between training steps
+    warmup_clips: int = 160  # simulated before the first step
+    benchmark_share: float = 0.85  # of the clips (and of the batches), held actions like the benchmark's
     degrade_share: float = 0.5  # of the clips, blurred and/or noisy
     test_clips: int = 40
     test_seed_offset: int = 1_000_000  # held-out worlds: seeds never used for training
+    suite_scenes: int = 8  # after training, also score the benchmark itself (scenes x 76 actions); 0: skip
     model: IDMConfig = field(default_factory=IDMConfig)
 
     def __post_init__(self) -> None:
@@ -407,10 +475,18 @@ class TrainConfig:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if min(self.random_length, self.benchmark_length) < 4:
             raise ValueError("random_length and benchmark_length must be at least 4 frames")
-        if self.train_clips < 2 or self.test_clips < 1 or self.batch < 1:
-            raise ValueError("train_clips (>= 2), test_clips and batch must be positive")
+        if self.pool_clips < 2 * self.clips_per_world or self.clips_per_world < 1:
+            raise ValueError("pool_clips must hold at least two worlds' clips, and clips_per_world must be positive")
+        if self.test_clips < 1 or self.batch < 1 or self.warmup_clips < 1:
+            raise ValueError("test_clips, batch and warmup_clips must be positive")
         if not 0 < self.benchmark_share < 1 or not 0 <= self.degrade_share <= 1:
             raise ValueError("benchmark_share must be within (0, 1) and degrade_share within [0, 1]")
+        if not 0 < self.simulate_share < 1:
+            raise ValueError(f"simulate_share must be within (0, 1), got {self.simulate_share}")
+        if not 0 <= self.suite_scenes <= 32:
+            raise ValueError(f"suite_scenes must be 0..32, got {self.suite_scenes}")
+        if not 0 <= self.seed < 10:
+            raise ValueError(f"seed must be 0..9 (training worlds stay below the held-out seeds), got {self.seed}")
 
 
 def _loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -420,19 +496,26 @@ def _loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torc
     return loss
 
 
+def world_clips(seed: int, clips: int, length: int, player: str, degrade_share: float = 0.0) -> list[IDMClip]:
+    """`simulate_world`'s clips, a share of them degraded (decided by the seed), with their flow."""
+    out = []
+    for k, (frames, actions) in enumerate(simulate_world(seed, clips, length, player)):
+        rng = np.random.default_rng([seed, 7, k])
+        if rng.random() < degrade_share:
+            frames = degrade(frames, rng)
+        out.append(make_clip(frames, actions))
+    return out
+
+
 def simulated_clips(
     seeds: list[int], length: int, player: str, degrade_share: float = 0.0, progress: bool = True
 ) -> list[IDMClip]:
-    """Simulated clips for training or testing; a share of them degraded (decided by the seed)."""
+    """One simulated clip per seed (a world each), for testing; a share of them degraded."""
     from tqdm import tqdm
 
     clips = []
     for seed in tqdm(seeds, desc=f"simulating {player} clips", disable=not progress):
-        frames, actions = simulate_clip(seed, length, player)
-        rng = np.random.default_rng([seed, 7])
-        if rng.random() < degrade_share:
-            frames = degrade(frames, rng)
-        clips.append(make_clip(frames, actions))
+        clips += world_clips(seed, 1, length, player, degrade_share)
     return clips
 
 
@@ -455,6 +538,14 @@ def clips_from_folder(root: str | Path, limit: int | None = None, length: int = 
     return out
 
 
+def suite_clips(scenes: int) -> list[IDMClip]:
+    """The simulator's own videos of the benchmark: `scenes` start scenes (one per biome first) x 76 actions."""
+    from eval.suite import SuiteConfig, make_jobs, simulate
+
+    jobs = [j for j in make_jobs(SuiteConfig(scenes=scenes)) if j.kind == "benchmark"]
+    return [make_clip(simulate(j).frames, list(j.actions)) for j in jobs]
+
+
 def accuracy(model: InverseDynamicsModel, clips: list[IDMClip]) -> dict[str, float]:
     """GameWorld keyboard and mouse accuracy of the IDM on true clips (eval/controllability.py's scoring)."""
     from eval.controllability import score_predictions
@@ -466,7 +557,7 @@ def accuracy(model: InverseDynamicsModel, clips: list[IDMClip]) -> dict[str, flo
     return score_predictions(preds, labels)
 
 
-def _batch(pool: list[IDMClip], rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def _batch(pool: Sequence[IDMClip], rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """`size` whole clips drawn from one pool (all of one length)."""
     xs, flows, targets = [], [], {k: [] for k in ("fb", "lr", "pitch", "yaw", "keys", "camera")}
     for _ in range(size):
@@ -480,56 +571,93 @@ def _batch(pool: list[IDMClip], rng: np.random.Generator, size: int) -> tuple[to
 
 
 def train_idm(cfg: TrainConfig, out: str | Path, data: str | Path | None = None, progress: bool = True) -> dict:
-    """Train an IDM for cfg.minutes of wall time and save it to `out`; returns the held-out accuracies."""
+    """Simulate and train for cfg.minutes of wall time, save the IDM to `out`; returns what it did and its
+    held-out accuracies.
+
+    The clips are not a fixed set: a pool of cfg.pool_clips is topped up with clips of fresh worlds between
+    training steps (cfg.simulate_share of the time), the oldest of a kind making way, so the model keeps
+    meeting new worlds instead of memorising what a few hundred of them look like.
+    """
+    from collections import deque
+
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
-    n_bench = int(round(cfg.train_clips * cfg.benchmark_share))
-    base = cfg.seed * 100_000
-    random_pool = simulated_clips([base + i for i in range(cfg.train_clips - n_bench)], cfg.random_length, "random", cfg.degrade_share, progress)
-    bench_pool = simulated_clips([base + 50_000 + i for i in range(n_bench)], cfg.benchmark_length, "benchmark", cfg.degrade_share, progress)
-    source = (
-        f"{len(random_pool)} simulated random-play clips of {cfg.random_length} frames and {n_bench} benchmark-like "
-        f"clips of {cfg.benchmark_length} frames"
-    )
+    rng = np.random.default_rng(cfg.seed)
+    n_bench = int(round(cfg.pool_clips * cfg.benchmark_share))
+    pools = {"benchmark": deque(maxlen=n_bench), "random": deque(maxlen=cfg.pool_clips - n_bench)}
+    lengths = {"benchmark": cfg.benchmark_length, "random": cfg.random_length}
+    recorded: list[IDMClip] = []
     if data is not None:
         recorded = clips_from_folder(data, length=cfg.random_length)
-        random_pool += recorded
-        source += f" + {len(recorded)} pieces of recorded clips under {data}"
     tests = {
         "random_play": simulated_clips([cfg.test_seed_offset + i for i in range(cfg.test_clips)], TEST_LENGTH, "random", 0.0, progress),
         "benchmark_like": simulated_clips([cfg.test_seed_offset + 50_000 + i for i in range(cfg.test_clips)], TEST_LENGTH, "benchmark", 0.0, progress),
     }
     model = InverseDynamicsModel(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
-    rng = np.random.default_rng(cfg.seed)
     budget = cfg.minutes * 60
-    steps, losses = 0, []
-    bar = tqdm(total=int(budget), desc="training IDM (s)", disable=not progress, unit="s")
+    counts = {"worlds": 0, "benchmark": 0, "random": 0}
+    simulating = 0.0  # seconds spent simulating
+
+    def simulate_one_world() -> None:
+        nonlocal simulating
+        if counts["worlds"] >= WORLDS_PER_SEED:
+            raise RuntimeError(f"ran out of training worlds for seed {cfg.seed}; lower --minutes")
+        began = time.monotonic()
+        kind = "benchmark" if rng.random() < cfg.benchmark_share else "random"
+        seed = TRAIN_SEED_BASE + WORLDS_PER_SEED * cfg.seed + counts["worlds"]
+        fresh = world_clips(seed, cfg.clips_per_world, lengths[kind], kind, cfg.degrade_share)
+        pools[kind].extend(fresh)
+        counts["worlds"] += 1
+        counts[kind] += len(fresh)
+        simulating += time.monotonic() - began
+
     start = time.monotonic()
+    steps, losses = 0, []
+    bar = tqdm(total=int(budget), desc="simulating + training IDM (s)", disable=not progress, unit="s")
     model.train()
     while (elapsed := time.monotonic() - start) < budget:
+        have = len(pools["benchmark"]) + len(pools["random"])
+        if have < cfg.warmup_clips or simulating < cfg.simulate_share * elapsed or not pools["benchmark"]:
+            simulate_one_world()
+            continue
         # Cosine decay on the wall-clock fraction, since we train for a time budget, not a step count.
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        pool = bench_pool if rng.random() < cfg.benchmark_share else random_pool
+        use_random = rng.random() >= cfg.benchmark_share and (pools["random"] or recorded)
+        if use_random:
+            pool = recorded if recorded and (not pools["random"] or rng.random() < 0.5) else pools["random"]
+        else:
+            pool = pools["benchmark"]
         x, flow, target = _batch(pool, rng, cfg.batch)
         loss = _loss(model(x, flow), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
         steps += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.n = min(int(elapsed), bar.total)
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", steps=steps)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", steps=steps, worlds=counts["worlds"])
     bar.close()
     model.eval()
+    pools.clear()  # the suite's clips need the memory
+    if cfg.suite_scenes:
+        tests["benchmark_suite"] = suite_clips(cfg.suite_scenes)
     held_out = {name: {"clips": len(clips), **accuracy(model, clips)} for name, clips in tests.items()}
+    source = (
+        f"{counts['benchmark']} benchmark-like clips of {cfg.benchmark_length} frames and {counts['random']} "
+        f"random-play clips of {cfg.random_length} frames from {counts['worlds']} fresh worlds "
+        f"({cfg.clips_per_world} starts each), simulated while training (at most {cfg.pool_clips} held at once)"
+    )
+    if recorded:
+        source += f" + {len(recorded)} pieces of recorded clips under {data}"
     info = {
         "trained_on": source,
         "steps": steps,
         "minutes": cfg.minutes,
-        "final_loss": float(np.mean(losses[-50:])),
+        "simulating_minutes": round(simulating / 60, 2),
+        "final_loss": float(np.mean(losses[-50:])) if losses else float("nan"),
         "held_out": held_out,
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
     }
@@ -545,6 +673,15 @@ def write_model_card(out: Path, info: dict, parameters: int) -> None:
         f"{r['acc_fb']:.3f} | {r['acc_lr']:.3f} | {r['acc_attack']:.3f} | {r['acc_jump']:.3f} |"
         for name, r in info["held_out"].items()
     )
+    bar = ""
+    if "benchmark_suite" in info["held_out"]:
+        suite = info["held_out"]["benchmark_suite"]
+        verdict = {True: "met", False: "NOT met"}
+        bar = (
+            f"\nIssue 5 asks for >= 0.98 keyboard and >= 0.95 mouse accuracy on the benchmark's true videos: keyboard "
+            f"{verdict[suite['keyboard'] >= 0.98]} ({suite['keyboard']:.3f}), mouse {verdict[suite['mouse'] >= 0.95]} "
+            f"({suite['mouse']:.3f}).\n"
+        )
     text = f"""# Inverse dynamics model (worldmodel eval)
 
 Reads, from a video of our voxel world, which keys and mouse moves turned each frame into the next. Used by
@@ -555,9 +692,12 @@ per-frame trunk, for temporal consistency. Architecture and training: `eval/idm.
 - Parameters: {parameters:,} (float32, `model.safetensors`); input 64x64 RGB frames, any clip length >= 2.
 - Outputs per transition: forward/back and left/right (3 classes each), pitch and yaw direction (3 classes
   each, moving above 0.01 degrees), jump, attack, use, sprint, sneak (binary), camera delta in degrees.
-- Trained on: {info['trained_on']}; {info['steps']} steps in {info['minutes']} minutes on one CPU thread
-  (final loss {info['final_loss']:.3f}). Its worlds' seeds are disjoint from the 32 benchmark scenes' (1000-8003).
-- Retrain: `python -m eval.idm train --out assets/idm` (or `worldmodel eval --train-idm sim --out assets/idm`).
+- Trained on: {info['trained_on']}; {info['steps']} steps; {info['minutes']} minutes of wall time on one CPU
+  thread, {info.get('simulating_minutes', 0):.1f} of them simulating (final loss {info['final_loss']:.3f}). Its worlds' seeds are
+  disjoint from the 32 benchmark scenes' (1000-8003) and from the held-out worlds' (1,000,000 and up).
+- Retrain: `python -m eval.idm train --out assets/idm --threads 1` (or `worldmodel eval --train-idm sim
+  --out assets/idm --minutes 20`). Training is timed, not counted in steps, so a retrain on another machine
+  (or a busier one) gives a similar, not an identical, model.
 
 ## Held-out accuracy (simulator's true clips, unseen seeds, GameWorld scoring)
 
@@ -566,9 +706,31 @@ per-frame trunk, for temporal consistency. Architecture and training: `eval/idm.
 {rows}
 
 random_play: keys and camera held in random segments (the training player on new worlds).
-benchmark_like: one action held for the whole clip, like the 76 benchmark actions.
-The score on the benchmark itself (32 scenes x 76 actions, the simulator's videos) is the keyboard and
-mouse column of `worldmodel eval --ground-truth` (docs/EVAL.md).
+benchmark_like: one action held for the whole clip, like the 76 benchmark actions, from a scene-like start.
+benchmark_suite: the benchmark itself, the simulator's videos of the first scenes (one per biome) x the 76
+actions, 65 frames (`python -m eval.idm test --player suite --scenes 8`). Over all 32 scenes it is the
+keyboard and mouse column of `worldmodel eval --ground-truth` (docs/EVAL.md).
+{bar}
+Before (an IDM trained 9 minutes on a fixed 800 clips, seeing both frames' look): 0.905 keyboard
+(forward/back 0.839, left/right 0.835, attack 0.995, jump 0.949) and 0.990 mouse on the same 8-scene suite;
+it read still videos as "forward" on one beach and "left" in a forest, i.e. it had learnt the worlds.
+Where it still misses: walking while the camera turns, above all the walking + camera-up moves (the view
+goes to the sky and the way of the step must be carried from the first frames) and strafing while turning.
+
+## How much of the benchmark can be read at all
+
+Measured from the simulator's state on the 8-scene suite (38,912 transitions; forward/back and left/right
+are each held on 13,312, jump on 7,168), as shares of all transitions:
+- a held forward/back key moves the player not at all on 2.2% (walking into a tree or a hillside), and
+  nothing in the frame changes on 1.7%; left/right: 3.0% and 2.3%; jump: the eye always moves (the player
+  keeps jumping), the frame is unchanged on 0.02%;
+- the world (rendered without the hand) looks the same while forward/back is held on 2.5%, left/right on
+  3.0%: there a step shows only in the hand's bob, which does not say which way (e.g. the camera-up moves,
+  whose view shows mostly sky after about 19 of 64 transitions).
+So an IDM reading each transition on its own could reach about 0.986 keyboard at best; with the whole
+clip as context nothing is provably unreadable (no two of a scene's 76 videos are identical: the bound
+is 1.0). The misses of this IDM (8 to 9% of forward/back and left/right transitions) are well above the
+unreadable share: the limit is the model and its training, not what the frames show.
 
 ## Limits
 It was trained on this simulator only: it reads this world's cues (the hand swing, the eye height, the
@@ -588,10 +750,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train = sub.add_parser("train", help="train an IDM on simulated (or recorded) clips")
     train.add_argument("--out", type=Path, default=DEFAULT_PATH, help="checkpoint folder to write")
     train.add_argument("--data", type=Path, default=None, help="recorded clips to add to the simulated ones")
-    train.add_argument("--minutes", type=float, default=9.0, help="wall-clock training budget")
-    train.add_argument("--clips", type=int, default=800, help="simulated training clips")
-    train.add_argument("--benchmark-share", type=float, default=0.75, help="share of benchmark-like clips")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget, simulation and training together")
+    train.add_argument("--pool-clips", type=int, default=1200, help="simulated clips held at once (fresh ones replace the oldest)")
+    train.add_argument("--pair-input", choices=("difference", "both"), default="difference", help="what the pair network sees")
+    train.add_argument("--hidden", type=int, default=IDMConfig.hidden, help="GRU width per direction")
+    train.add_argument("--gru-layers", type=int, default=IDMConfig.gru_layers, help="stacked GRU layers")
+    train.add_argument("--simulate-share", type=float, default=TrainConfig.simulate_share, help="share of the time spent simulating")
+    train.add_argument("--benchmark-share", type=float, default=TrainConfig.benchmark_share, help="share of benchmark-like clips")
+    train.add_argument("--seed", type=int, default=0, help="0..9: which block of training worlds, and the initialisation")
+    train.add_argument("--suite-scenes", type=int, default=8, help="score the benchmark (N scenes x 76 actions) after training; 0 skips")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 trains fastest on a busy machine)")
     test = sub.add_parser("test", help="score a trained IDM on held-out true clips")
     test.add_argument("--model", type=Path, default=DEFAULT_PATH)
@@ -608,7 +775,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.action == "train":
-        cfg = TrainConfig(minutes=args.minutes, train_clips=args.clips, seed=args.seed, benchmark_share=args.benchmark_share)
+        cfg = TrainConfig(
+            minutes=args.minutes, pool_clips=args.pool_clips, seed=args.seed, benchmark_share=args.benchmark_share,
+            suite_scenes=args.suite_scenes, simulate_share=args.simulate_share, model=IDMConfig(pair_input=args.pair_input, hidden=args.hidden, gru_layers=args.gru_layers),
+        )
         info = train_idm(cfg, args.out, args.data)
         print(json.dumps(info["held_out"], indent=2))
         return 0
@@ -616,10 +786,7 @@ def main(args: argparse.Namespace) -> int:
     if args.data is not None:
         clips = clips_from_folder(args.data, args.clips)
     elif args.player == "suite":
-        from eval.suite import SuiteConfig, make_jobs, simulate
-
-        jobs = [j for j in make_jobs(SuiteConfig(scenes=args.scenes)) if j.kind == "benchmark"]
-        clips = [make_clip(simulate(j).frames, list(j.actions)) for j in jobs]
+        clips = suite_clips(args.scenes)
     else:
         first = TrainConfig().test_seed_offset + 500 + (50_000 if args.player == "benchmark" else 0)
         clips = simulated_clips([first + i for i in range(args.clips)], 65, args.player)

@@ -172,3 +172,33 @@ def test_settings_are_checked():
         PlaySettings(quant="int2")
     with pytest.raises(ValueError, match="deg_per_pixel"):
         PlaySettings(deg_per_pixel=0)
+
+
+@pytest.mark.slow
+def test_mouse_motion_turns_the_shipped_model_the_right_way(tmp_path):
+    """The same event path, driving the shipped model: the turn read back from its frames follows the mouse."""
+    from data.scenes import get_scene
+    from eval.pose import camera_turn
+    from worldmodel.paths import DEFAULT_CHECKPOINT
+
+    if not (DEFAULT_CHECKPOINT / "config.json").is_file():
+        pytest.skip(f"{DEFAULT_CHECKPOINT}: no shipped default checkpoint")
+    scene = get_scene("forest_0")
+    start = StartPoint(scene.name, scene.image(64), scene)
+    app = PlayApp(PlaySettings(fps=1000, scale=2, out_dir=tmp_path), WorldFactory("cpu"), start, [start])
+    try:
+        turns = {}
+        for name, dx in (("right", 40), ("left", -40)):  # 6 degrees of yaw a frame
+            key(pygame.KEYDOWN, pygame.K_r)
+            app.run(max_ticks=1)
+            yaws = []
+            for _ in range(4):
+                before = app.frame.copy()
+                pygame.event.post(pygame.event.Event(pygame.MOUSEMOTION, rel=(dx, 0), pos=(10, 10), buttons=(0, 0, 0)))
+                app.run(max_ticks=1)
+                assert app.recording.actions[-1].camera == (0.0, pytest.approx(dx * app.settings.deg_per_pixel))
+                yaws.append(camera_turn(before, app.frame)[1])
+            turns[name] = float(np.nanmean(yaws))
+        assert turns["right"] > 2.0 and turns["left"] < -2.0, turns
+    finally:
+        pygame.quit()
