@@ -151,8 +151,9 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None) -> str:
         f"  1. `{TRAIN_COMMANDS[0]}`: the autoencoder, then the world model with the plain residual base (2,113 steps);",
         f"  2. `{TRAIN_COMMANDS[1]}`: the world model continued with the base turned by the mouse (`view_fov` "
         f"{dit.get('view_fov', 0.0)}), one batch in {round(1 / run_cfg['unroll_prob']) if run_cfg.get('unroll_prob') else 'none'} "
-        f"made of its own one-step predictions (anti-drift), lr restarted at {run_cfg['lr']} (137 of its first steps "
-        "ran before `view_fov` was added to the config and were kept).",
+        f"made of its own one-step predictions (anti-drift), lr restarted at {run_cfg['lr']}, stopped at 140 min of world "
+        "stage (137 of its first steps ran before `view_fov` was added to the config and were kept; the config now "
+        "holds the shipped sampling and that 140-minute budget).",
         f"  Full config: runs/wm-default/config.json; batch {run_cfg['batch_size']} x {run_cfg['seq_len']} frames, warmup "
         f"{run_cfg['warmup_steps']}, EMA {run_cfg['ema_decay']}, action dropout {run_cfg['action_dropout']}, context noise "
         f"up to {run_cfg['context_sigma_max']}.",
