@@ -134,8 +134,9 @@ static inline float fog_amount(float t, float dist) {
     return f * f * (3.0f - 2.0f * f);
 }
 
-/* Trace one ray; writes its RGB (0..255 floats) to c. */
-static void trace(const uint8_t *blocks, int size, int height, const int32_t *tile_top, int tile_shift,
+/* Trace one ray; writes its RGB (0..255 floats) to c. Returns the distance along the ray to the surface it
+ * shows (the water's surface for water), or -1 where it shows the sky. */
+static float trace(const uint8_t *blocks, int size, int height, const int32_t *tile_top, int tile_shift,
                   int world_top, const uint8_t *atlas, const size_t *mip_offset, float pixel_angle, int water,
                   const uint8_t *clouds, int cloud_cells, const float *e, const int *eye_cell, const float *d,
                   float dist, float *c) {
@@ -259,7 +260,7 @@ static void trace(const uint8_t *blocks, int size, int height, const int32_t *ti
         base[0] = 18.0f, base[1] = 36.0f, base[2] = 100.0f; /* deep water */
     } else {
         c[0] = sky[0], c[1] = sky[1], c[2] = sky[2];
-        return;
+        return -1.0f;
     }
     if (in_water) {
         /* See-through water: more opaque the deeper the ray went under the surface. */
@@ -270,6 +271,7 @@ static void trace(const uint8_t *blocks, int size, int height, const int32_t *ti
     }
     float f = fog_amount(t_seen, dist);
     for (int k = 0; k < 3; k++) c[k] = base[k] * (1.0f - f) + sky[k] * f;
+    return t_seen;
 }
 
 /* ---------------------------------------------------------------------------- the hand */
@@ -284,8 +286,10 @@ static const int BOX_FACES[6][5] = {
     {4, 6, 7, 5, 3},  /* +a (shoulder end) */
 };
 
-/* Draw a box of the arm, from a0 to a1 along its length, in colour col. */
-static void draw_box(uint8_t *out, int width, int height, const float *hand, float a0, float a1, const float *col) {
+/* Draw a box of the arm, from a0 to a1 along its length, in colour col. The arm moves with the camera, so where
+ * it is drawn the inverse depth (when asked for) is 0, like the sky's: a step of the camera does not move it. */
+static void draw_box(uint8_t *out, float *inv_depth, int width, int height, const float *hand, float a0, float a1,
+                     const float *col) {
     const float *R = hand + HAND_R, *P = hand + HAND_P;
     float f = hand[HAND_F], w = hand[HAND_W];
     float cam[8][3], sx[8], sy[8];
@@ -339,18 +343,19 @@ static void draw_box(uint8_t *out, int width, int height, const float *hand, flo
                 if (inside) {
                     uint8_t *o = out + ((size_t)y * width + x) * 3;
                     o[0] = rgb[0], o[1] = rgb[1], o[2] = rgb[2];
+                    if (inv_depth) inv_depth[(size_t)y * width + x] = 0.0f;
                 }
             }
         }
     }
 }
 
-static void draw_hand(uint8_t *out, int width, int height, const float *hand) {
+static void draw_hand(uint8_t *out, float *inv_depth, int width, int height, const float *hand) {
     const float skin[3] = {214.0f, 160.0f, 122.0f}, sleeve[3] = {30.0f, 150.0f, 160.0f};
     float len = hand[HAND_L];
     /* Far part first (the fist end), then the sleeve nearer the camera over it. */
-    draw_box(out, width, height, hand, 0.0f, 0.62f * len, skin);
-    draw_box(out, width, height, hand, 0.62f * len, len, sleeve);
+    draw_box(out, inv_depth, width, height, hand, 0.0f, 0.62f * len, skin);
+    draw_box(out, inv_depth, width, height, hand, 0.62f * len, len, sleeve);
 }
 
 /* A plus in the centre: each pixel inverted, pushed to white where inversion would not show. */
@@ -373,7 +378,7 @@ static void draw_crosshair(uint8_t *out, int width, int height) {
 
 int wm_render(const uint8_t *blocks, int size, int height, const int32_t *tile_top, int tile_shift,
               const uint8_t *atlas, int num_blocks, int water, const uint8_t *clouds, int cloud_cells, const float *cam,
-              const float *hand, int flags, int width, int rows, uint8_t *out) {
+              const float *hand, int flags, int width, int rows, uint8_t *out, float *inv_depth) {
     if (size <= 0 || height <= 0 || width <= 0 || rows <= 0) return -1;
     const float *e = cam + CAM_EYE, *fw = cam + CAM_FWD, *rt = cam + CAM_RIGHT, *up = cam + CAM_UP;
     float tan_y = cam[CAM_TAN], tan_x = tan_y * (float)width / (float)rows, dist = cam[CAM_DIST];
@@ -396,13 +401,17 @@ int wm_render(const uint8_t *blocks, int size, int height, const int32_t *tile_t
             for (int k = 0; k < 3; k++) d[k] = fw[k] + rt[k] * u + up[k] * v;
             float inv = 1.0f / sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
             d[0] *= inv, d[1] *= inv, d[2] *= inv;
-            trace(blocks, size, height, tile_top, tile_shift, world_top, atlas, mip_offset, pixel_angle, water, clouds,
-                  cloud_cells, e, eye_cell, d, dist, c);
+            float t = trace(blocks, size, height, tile_top, tile_shift, world_top, atlas, mip_offset, pixel_angle, water,
+                            clouds, cloud_cells, e, eye_cell, d, dist, c);
+            if (inv_depth) { /* 1 / depth along the view axis; 0 for the sky (infinitely far) */
+                float z = t * (d[0] * fw[0] + d[1] * fw[1] + d[2] * fw[2]);
+                inv_depth[(size_t)y * width + x] = t > 0.0f && z > 1e-4f ? 1.0f / z : 0.0f;
+            }
             uint8_t *o = out + ((size_t)y * width + x) * 3;
             for (int k = 0; k < 3; k++) o[k] = (uint8_t)clampf(c[k] + 0.5f, 0.0f, 255.0f);
         }
     }
-    if (flags & FLAG_HAND) draw_hand(out, width, rows, hand);
+    if (flags & FLAG_HAND) draw_hand(out, inv_depth, width, rows, hand);
     if (flags & FLAG_CROSSHAIR) draw_crosshair(out, width, rows);
     return 0;
 }

@@ -129,7 +129,7 @@ def _lib() -> ctypes.CDLL:
     if _LIB is None:
         lib = ctypes.CDLL(str(_compile()))
         p, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
-        lib.wm_render.argtypes = [p, i, i, p, i, p, i, i, p, i, p, p, i, i, i, p]
+        lib.wm_render.argtypes = [p, i, i, p, i, p, i, i, p, i, p, p, i, i, i, p, p]
         lib.wm_render.restype = i
         lib.wm_raycast.argtypes = [p, i, i, i, p, f, p]
         lib.wm_raycast.restype = i
@@ -240,7 +240,19 @@ def _check_blocks(world: World) -> None:
 
 def render(world: World, view: View, width: int, height: int | None = None) -> np.ndarray:
     """The first-person frame seen from `view`: uint8 (height, width, 3) RGB; height defaults to width."""
+    return _render(world, view, width, width if height is None else height, None)
+
+
+def render_with_depth(world: World, view: View, width: int, height: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The frame (as `render` draws it, byte for byte) and its inverse depth: float32 (height, width), 1 / the
+    distance along the view axis in blocks to the surface each pixel shows; 0 for the sky and the arm (they do
+    not move when the camera steps). The training data's ground truth for how far things are."""
     height = width if height is None else height
+    inv_depth = np.empty((height, width), np.float32)
+    return _render(world, view, width, height, inv_depth), inv_depth
+
+
+def _render(world: World, view: View, width: int, height: int, inv_depth: np.ndarray | None) -> np.ndarray:
     if width < 8 or height < 8:
         raise ValueError(f"frame must be at least 8x8 pixels, got {width}x{height}")
     _check_blocks(world)
@@ -259,7 +271,7 @@ def render(world: World, view: View, width: int, height: int | None = None) -> n
         _atlas().ctypes.data, NUM_BLOCKS, int(Block.WATER),
         _clouds().ctypes.data, CLOUD_CELLS,
         cam.ctypes.data, hand.ctypes.data, flags,
-        width, height, out.ctypes.data,
+        width, height, out.ctypes.data, None if inv_depth is None else inv_depth.ctypes.data,
     )  # fmt: skip
     if code != 0:
         raise RuntimeError(f"wm_render failed with code {code}")

@@ -350,17 +350,25 @@ def random_actions(rng: np.random.Generator, n: int) -> list[Action]:
     return actions
 
 
-def benchmark_like_actions(rng: np.random.Generator, n: int) -> list[Action]:
+KEY_CAMERA_SHARE = 0.45  # benchmark-like clips that hold a key and turn the camera (the benchmark: 48 of 76)
+
+
+def benchmark_like_actions(rng: np.random.Generator, n: int, key_camera_share: float = KEY_CAMERA_SHARE) -> list[Action]:
     """One action held for the whole clip, drawn like GameWorld's 76 (keys, key pairs, key + camera turns).
 
     The camera turns CAMERA_DEG a frame as in the benchmark, so the view also runs into the pitch limit and
     stays there; attack is pressed in the benchmark's bursts (held on 8 frames of every 16, random phase).
+    key_camera_share of the clips hold a key and turn the camera; the other kinds keep their proportions.
     """
     from data.benchmark_actions import CAMERA_DEG, CAMERA_MOVES, KEY_PAIRS, SINGLE_KEYS
 
     # Closer to the benchmark's own mix (6 keys, 8 camera moves, 13 pairs, 48 key + camera, 1 empty of 76) did
     # worse on it (keyboard 0.946 against 0.951): the single keys and pairs teach the walking cues best.
-    kind = rng.choice(["key", "camera", "pair", "key_camera", "empty"], p=[0.15, 0.15, 0.2, 0.45, 0.05])
+    if not 0 <= key_camera_share <= 1:
+        raise ValueError(f"key_camera_share must be within [0, 1], got {key_camera_share}")
+    rest = (1 - key_camera_share) / (1 - KEY_CAMERA_SHARE)
+    p = [0.15 * rest, 0.15 * rest, 0.2 * rest, key_camera_share, 0.05 * rest]
+    kind = rng.choice(["key", "camera", "pair", "key_camera", "empty"], p=np.array(p) / sum(p))
     keys: tuple[str, ...] = ()
     direction = (0.0, 0.0)
     if kind in ("key", "key_camera"):
@@ -396,9 +404,12 @@ def scene_like_start(world: World, rng: np.random.Generator) -> Pose:
 PLAYERS = {"random": random_actions, "benchmark": benchmark_like_actions}
 
 
-def simulate_world(seed: int, clips: int, length: int, player: str = "random") -> list[tuple[np.ndarray, list[Action]]]:
+def simulate_world(
+    seed: int, clips: int, length: int, player: str = "random", key_camera_share: float = KEY_CAMERA_SHARE
+) -> list[tuple[np.ndarray, list[Action]]]:
     """`clips` clips of `player` in one fresh world (its biome drawn from the seed, every biome equally often),
-    each from its own benchmark-like start: [(frames (length, 64, 64, 3), actions)]."""
+    each from its own benchmark-like start: [(frames (length, 64, 64, 3), actions)]. key_camera_share: the
+    benchmark-like player's share of key + camera clips."""
     from data.game import Game
     from data.terrain import BIOMES
 
@@ -409,7 +420,10 @@ def simulate_world(seed: int, clips: int, length: int, player: str = "random") -
     out = []
     for _ in range(clips):
         game.start_pose = scene_like_start(game.world, rng)  # reset() puts the player here, edits undone
-        actions = PLAYERS[player](rng, length)
+        if player == "benchmark":
+            actions = benchmark_like_actions(rng, length, key_camera_share)
+        else:
+            actions = PLAYERS[player](rng, length)
         frames = [game.reset()] + [game.step(act) for act in actions[:-1]]
         out.append((np.stack(frames), actions))
     return out
@@ -465,6 +479,10 @@ class TrainConfig:
     warmup_clips: int = 160  # simulated before the first step
     benchmark_share: float = 0.85  # of the clips (and of the batches), held actions like the benchmark's
     degrade_share: float = 0.5  # of the clips, blurred and/or noisy
+    key_camera_share: float = KEY_CAMERA_SHARE  # of the benchmark-like clips, a key held while the camera turns
+    # A trained IDM folder to start from (same architecture), or "" for a fresh initialisation; its own
+    # training (a chain of runs) is recorded in the new checkpoint's config.json and model card.
+    init: str = ""
     test_clips: int = 40
     test_seed_offset: int = 1_000_000  # held-out worlds: seeds never used for training
     suite_scenes: int = 8  # after training, also score the benchmark itself (scenes x 76 actions); 0: skip
@@ -481,6 +499,8 @@ class TrainConfig:
             raise ValueError("test_clips, batch and warmup_clips must be positive")
         if not 0 < self.benchmark_share < 1 or not 0 <= self.degrade_share <= 1:
             raise ValueError("benchmark_share must be within (0, 1) and degrade_share within [0, 1]")
+        if not 0 <= self.key_camera_share <= 1:
+            raise ValueError(f"key_camera_share must be within [0, 1], got {self.key_camera_share}")
         if not 0 < self.simulate_share < 1:
             raise ValueError(f"simulate_share must be within (0, 1), got {self.simulate_share}")
         if not 0 <= self.suite_scenes <= 32:
@@ -496,10 +516,13 @@ def _loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torc
     return loss
 
 
-def world_clips(seed: int, clips: int, length: int, player: str, degrade_share: float = 0.0) -> list[IDMClip]:
+def world_clips(
+    seed: int, clips: int, length: int, player: str, degrade_share: float = 0.0,
+    key_camera_share: float = KEY_CAMERA_SHARE,
+) -> list[IDMClip]:
     """`simulate_world`'s clips, a share of them degraded (decided by the seed), with their flow."""
     out = []
-    for k, (frames, actions) in enumerate(simulate_world(seed, clips, length, player)):
+    for k, (frames, actions) in enumerate(simulate_world(seed, clips, length, player, key_camera_share)):
         rng = np.random.default_rng([seed, 7, k])
         if rng.random() < degrade_share:
             frames = degrade(frames, rng)
@@ -590,11 +613,19 @@ def train_idm(cfg: TrainConfig, out: str | Path, data: str | Path | None = None,
     recorded: list[IDMClip] = []
     if data is not None:
         recorded = clips_from_folder(data, length=cfg.random_length)
+    model = InverseDynamicsModel(cfg.model)
+    earlier: list[dict] = []  # the training runs the starting checkpoint went through, first run first
+    if cfg.init:
+        start_from = load_idm(cfg.init)
+        if start_from.cfg != cfg.model:
+            raise ValueError(f"{cfg.init}: its architecture {start_from.cfg} differs from the one asked for {cfg.model}")
+        model.load_state_dict(start_from.state_dict())
+        before = json.loads((Path(cfg.init) / "config.json").read_text()).get("training", {})
+        earlier = before.get("earlier_runs", []) + [{k: before.get(k) for k in ("trained_on", "steps", "minutes", "train_config")}]
     tests = {
         "random_play": simulated_clips([cfg.test_seed_offset + i for i in range(cfg.test_clips)], TEST_LENGTH, "random", 0.0, progress),
         "benchmark_like": simulated_clips([cfg.test_seed_offset + 50_000 + i for i in range(cfg.test_clips)], TEST_LENGTH, "benchmark", 0.0, progress),
     }
-    model = InverseDynamicsModel(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
     budget = cfg.minutes * 60
     counts = {"worlds": 0, "benchmark": 0, "random": 0}
@@ -607,7 +638,7 @@ def train_idm(cfg: TrainConfig, out: str | Path, data: str | Path | None = None,
         began = time.monotonic()
         kind = "benchmark" if rng.random() < cfg.benchmark_share else "random"
         seed = TRAIN_SEED_BASE + WORLDS_PER_SEED * cfg.seed + counts["worlds"]
-        fresh = world_clips(seed, cfg.clips_per_world, lengths[kind], kind, cfg.degrade_share)
+        fresh = world_clips(seed, cfg.clips_per_world, lengths[kind], kind, cfg.degrade_share, cfg.key_camera_share)
         pools[kind].extend(fresh)
         counts["worlds"] += 1
         counts[kind] += len(fresh)
@@ -661,13 +692,48 @@ def train_idm(cfg: TrainConfig, out: str | Path, data: str | Path | None = None,
         "held_out": held_out,
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
     }
+    if earlier:
+        info["earlier_runs"] = earlier
     save_idm(model, out, {"training": info})
     write_model_card(Path(out), info, sum(p.numel() for p in model.parameters()))
     return info
 
 
+# TrainConfig fields and the `train` flags that set them, for the model card's retrain commands.
+_FLAGS = {
+    "minutes": "--minutes", "pool_clips": "--pool-clips", "simulate_share": "--simulate-share",
+    "benchmark_share": "--benchmark-share", "key_camera_share": "--key-camera-share", "lr": "--lr", "seed": "--seed",
+}
+
+
+def retrain_command(train_config: dict, out: str, init: str | None = None) -> str:
+    """The `python -m eval.idm train` line that repeats one recorded run (flags only where not the default)."""
+    defaults = asdict(TrainConfig())
+    flags = [f"{flag} {train_config[name]:g}" for name, flag in _FLAGS.items() if name in train_config and train_config[name] != defaults[name]]
+    if init:
+        flags.append(f"--init {init}")
+    return " ".join(["python -m eval.idm train --out", out, *flags, "--threads 1"])
+
+
+def _training_lines(info: dict) -> tuple[str, str]:
+    """(what it was trained on, how to retrain it) for the model card, over a chain of warm-started runs."""
+    runs = [*info.get("earlier_runs", []), info]
+    if len(runs) == 1:
+        return info["trained_on"], f"`{retrain_command(info['train_config'], 'assets/idm')}`"
+    outs = [f"runs/idm-stage{i + 1}" for i in range(len(runs) - 1)] + ["assets/idm"]
+    trained = "; then, continuing from it, ".join(
+        f"run {i + 1}: {run['trained_on']}, {run['steps']} steps in {run['minutes']:g} minutes" for i, run in enumerate(runs)
+    )
+    commands = " then ".join(
+        f"`{retrain_command(run['train_config'], out, outs[i - 1] if i else None)}`" for i, (run, out) in enumerate(zip(runs, outs))
+    )
+    return trained, commands
+
+
 def write_model_card(out: Path, info: dict, parameters: int) -> None:
     """OUT/MODEL_CARD.md: what the IDM is, what it was trained on, and how well it reads held-out true clips."""
+    trained_on, retrain = _training_lines(info)
+    total_minutes = sum(run["minutes"] for run in [*info.get("earlier_runs", []), info])
     rows = "\n".join(
         f"| {name} | {r['clips']} | {r['keyboard']:.4f} | {r['mouse']:.4f} | "
         f"{r['acc_fb']:.3f} | {r['acc_lr']:.3f} | {r['acc_attack']:.3f} | {r['acc_jump']:.3f} |"
@@ -692,11 +758,10 @@ per-frame trunk, for temporal consistency. Architecture and training: `eval/idm.
 - Parameters: {parameters:,} (float32, `model.safetensors`); input 64x64 RGB frames, any clip length >= 2.
 - Outputs per transition: forward/back and left/right (3 classes each), pitch and yaw direction (3 classes
   each, moving above 0.01 degrees), jump, attack, use, sprint, sneak (binary), camera delta in degrees.
-- Trained on: {info['trained_on']}; {info['steps']} steps; {info['minutes']} minutes of wall time on one CPU
-  thread, {info.get('simulating_minutes', 0):.1f} of them simulating (final loss {info['final_loss']:.3f}). Its worlds' seeds are
+- Trained on: {trained_on}; {total_minutes:g} minutes of wall time in all on one CPU thread (the last run:
+  {info['steps']} steps, {info.get('simulating_minutes', 0):.1f} of its {info['minutes']:g} minutes simulating, final loss {info['final_loss']:.3f}). Its worlds' seeds are
   disjoint from the 32 benchmark scenes' (1000-8003) and from the held-out worlds' (1,000,000 and up).
-- Retrain: `python -m eval.idm train --out assets/idm --threads 1` (or `worldmodel eval --train-idm sim
-  --out assets/idm --minutes 20`). Training is timed, not counted in steps, so a retrain on another machine
+- Retrain: {retrain}. Training is timed, not counted in steps, so a retrain on another machine
   (or a busier one) gives a similar, not an identical, model.
 
 ## Held-out accuracy (simulator's true clips, unseen seeds, GameWorld scoring)
@@ -757,6 +822,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--gru-layers", type=int, default=IDMConfig.gru_layers, help="stacked GRU layers")
     train.add_argument("--simulate-share", type=float, default=TrainConfig.simulate_share, help="share of the time spent simulating")
     train.add_argument("--benchmark-share", type=float, default=TrainConfig.benchmark_share, help="share of benchmark-like clips")
+    train.add_argument("--key-camera-share", type=float, default=TrainConfig.key_camera_share, help="share of benchmark-like clips holding a key while turning")
+    train.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (cosine decay over the time budget)")
+    train.add_argument("--init", type=Path, default=None, help="a trained IDM folder to continue from (same architecture)")
     train.add_argument("--seed", type=int, default=0, help="0..9: which block of training worlds, and the initialisation")
     train.add_argument("--suite-scenes", type=int, default=8, help="score the benchmark (N scenes x 76 actions) after training; 0 skips")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 trains fastest on a busy machine)")
@@ -777,7 +845,9 @@ def main(args: argparse.Namespace) -> int:
     if args.action == "train":
         cfg = TrainConfig(
             minutes=args.minutes, pool_clips=args.pool_clips, seed=args.seed, benchmark_share=args.benchmark_share,
-            suite_scenes=args.suite_scenes, simulate_share=args.simulate_share, model=IDMConfig(pair_input=args.pair_input, hidden=args.hidden, gru_layers=args.gru_layers),
+            suite_scenes=args.suite_scenes, simulate_share=args.simulate_share, key_camera_share=args.key_camera_share,
+            lr=args.lr, init=str(args.init) if args.init is not None else "",
+            model=IDMConfig(pair_input=args.pair_input, hidden=args.hidden, gru_layers=args.gru_layers),
         )
         info = train_idm(cfg, args.out, args.data)
         print(json.dumps(info["held_out"], indent=2))

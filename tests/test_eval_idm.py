@@ -72,3 +72,23 @@ def test_shipped_idm_reads_true_clips():
     clips = idm.simulated_clips(list(range(first, first + 3)), 65, "benchmark", progress=False)
     scores = idm.accuracy(model, clips)
     assert scores["keyboard"] > 0.85 and scores["mouse"] > 0.9
+
+
+def test_key_camera_share_sets_how_many_clips_hold_a_key_while_turning():
+    def key_and_turn(share: float, seed: int) -> bool:
+        acts = idm.benchmark_like_actions(np.random.default_rng(seed), 16, share)  # attack is held on 8 of the 16
+        return any(a.keys for a in acts) and acts[0].camera != (0.0, 0.0)
+
+    assert all(key_and_turn(1.0, s) for s in range(30))
+    assert not any(key_and_turn(0.0, s) for s in range(30))
+    with pytest.raises(ValueError, match="key_camera_share"):
+        idm.TrainConfig(key_camera_share=1.5)
+
+
+def test_retrain_command_lists_a_chain_of_runs():
+    first = {"trained_on": "a", "steps": 1, "minutes": 20.0, "train_config": {"minutes": 20.0, "seed": 0}}
+    second = {"trained_on": "b", "steps": 2, "minutes": 30.0, "train_config": {"minutes": 30.0, "seed": 1, "lr": 1e-3}}
+    assert idm.retrain_command(first["train_config"], "assets/idm") == "python -m eval.idm train --out assets/idm --threads 1"
+    _, commands = idm._training_lines({**second, "earlier_runs": [first]})
+    assert "--out runs/idm-stage1 --threads 1" in commands
+    assert "--minutes 30 --lr 0.001 --seed 1 --init runs/idm-stage1" in commands

@@ -64,3 +64,9 @@ def test_training_seeds_stay_clear_of_the_benchmark_and_held_out_worlds():
         idm.TrainConfig(seed=10)
     with pytest.raises(ValueError, match="simulate_share"):
         idm.TrainConfig(simulate_share=1.0)
+
+
+def test_warm_start_needs_the_same_architecture(tmp_path):
+    idm.save_idm(idm.InverseDynamicsModel(idm.IDMConfig(hidden=8)), tmp_path)
+    with pytest.raises(ValueError, match="architecture"):
+        idm.train_idm(idm.TrainConfig(init=str(tmp_path)), tmp_path / "out", progress=False)

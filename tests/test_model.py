@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from worldmodel.config import PRESETS, AutoencoderConfig, DiTConfig, SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
 from worldmodel.sampler import sigma_schedule
-from worldmodel.schedule import flow_loss, residual_base, sample_train_sigmas, turn_view
+from worldmodel.schedule import flow_loss, move_view, residual_base, sample_train_sigmas, turn_view
 
 AE_CFG, DIT_CFG = PRESETS["wm-tiny"]
 torch.set_num_threads(1)
@@ -207,3 +208,48 @@ def test_autoencoder_shapes_and_normalisation():
     ae.set_latent_stats(x)
     z = ae.encode(x)
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(AE_CFG.latent_channels), atol=1e-4)
+
+
+def test_move_view_steps_near_things_more_than_far_ones_and_never_the_sky():
+    frames = torch.randn(1, 2, 8, 8)
+    camera = torch.zeros(1, 2)
+    still = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
+    near = torch.full((1, 8, 8), 0.5)
+    assert torch.allclose(move_view(frames, camera, 90.0, near, still), frames, atol=1e-6)
+    sky = torch.zeros(1, 8, 8)
+    assert torch.allclose(move_view(frames, camera, 90.0, sky, torch.tensor([[0.3, 0.2, 0.5, 1.0]])), frames, atol=1e-6)
+    # A bright dot right of the centre: a forward step moves it outward, further when it is nearer.
+    dot = torch.zeros(1, 1, 16, 16)
+    dot[..., 7:9, 11] = 1.0
+    forward = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    column = lambda img: float((img[0, 0].sum(0) * torch.arange(16)).sum() / img[0, 0].sum())  # noqa: E731
+    far_step = move_view(dot, camera, 90.0, torch.full((1, 16, 16), 0.1), forward)
+    near_step = move_view(dot, camera, 90.0, torch.full((1, 16, 16), 0.4), forward)
+    assert column(dot) < column(far_step) < column(near_step)
+    # fov 90, depth 1 block (inverse 1): a step of 0.25 blocks to the right slides the picture one cell of 16
+    # to the left (f = 1, and a cell is 2 / 16 = 0.125 of the [-1, 1] width: 0.25 * 1 / 1 = 2 cells).
+    stripes = torch.arange(16.0).repeat(16, 1)[None, None]
+    moved = move_view(stripes, camera, 90.0, torch.ones(1, 16, 16), torch.tensor([[0.25, 0.0, 0.0, 1.0]]))
+    assert torch.allclose(moved[0, 0, :, :-2], stripes[0, 0, :, 2:], atol=1e-4)
+    # With no step it is exactly turn_view
+    turn = torch.tensor([[3.0, -7.0]])
+    assert torch.allclose(move_view(frames, turn, 70.0, near, still), turn_view(frames, turn, 70.0), atol=1e-6)
+
+
+def test_egomotion_model_predicts_depth_and_its_loss_trains_the_head():
+    cfg = dataclasses.replace(DIT_CFG, view_fov=70.0, egomotion=True, depth_channels=8)
+    with pytest.raises(ValueError, match="view_fov"):
+        dataclasses.replace(DIT_CFG, egomotion=True)
+    model = random_dit(cfg)
+    x, sigma, keys, camera, act_mask = inputs(2, 3, cfg)
+    out, inv_depth = model(x, sigma, keys, camera, act_mask, with_depth=True)
+    assert out.shape == x.shape and inv_depth.shape == (2, 3, cfg.latent_size, cfg.latent_size)
+    assert inv_depth.min() >= 0 and inv_depth.max() <= 2.0
+    motion = torch.tensor([0.0, 0.0, 0.2, 1.0]).expand(2, 3, 4)
+    true_depth = torch.full_like(inv_depth, 0.3)
+    loss, _ = flow_loss(model, x, keys, camera, act_mask, sigma, torch.randn_like(x), fov=70.0, motion=motion,
+                        true_inv_depth=true_depth)  # fmt: skip
+    loss.backward()
+    assert model.depth.net[0].weight.grad.abs().sum() > 0  # the head learns from the depth loss
+    with pytest.raises(ValueError, match="depth head"):
+        random_dit()(x, sigma, keys, camera, act_mask, with_depth=True)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from data.blocks import Block
-from data.render import View, _compile, raycast_block, render
+from data.render import View, _compile, raycast_block, render, render_with_depth
 from data.world import World
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -230,3 +230,24 @@ def test_compiles_into_a_cache_keyed_by_source(tmp_path, monkeypatch):
     path = _compile()
     assert path.exists() and path.parent.parent == tmp_path / "worldmodel" / "native"
     assert _compile() == path  # the second call reuses it
+
+
+def test_inverse_depth_matches_the_geometry_of_flat_ground():
+    world = World.generate(0, "plain", size=64)
+    world.blocks[:, 40:, :] = Block.AIR  # nothing above the ground at y = 40 (top face)
+    world.blocks[:, 30:40, :] = Block.STONE
+    world.refresh_render_bounds()
+    eye_height = 1.62
+    view = View(eye=(10.5, 40 + eye_height, 10.5), yaw=0.0, pitch=0.0, fov=70.0, show_hand=False, show_crosshair=False)
+    frame, inv_depth = render_with_depth(world, view, 64)
+    assert np.array_equal(frame, render(world, view, 64)) and inv_depth.dtype == np.float32
+    assert (inv_depth[:32] == 0).all()  # above the horizon: sky, infinitely far
+    # Below it, row y looks down by tan = (y + 0.5 - 32) / 32 * tan(35 deg): ground at depth eye_height / tan.
+    for y in (40, 50, 63):
+        expected = ((y + 0.5 - 32) / 32 * np.tan(np.radians(35.0))) / eye_height
+        assert np.allclose(inv_depth[y], expected, rtol=1e-3)  # planar depth: the same along a row
+    hand_view = View(eye=view.eye, yaw=0.0, pitch=0.0, show_crosshair=False)
+    with_hand, hand_depth = render_with_depth(world, hand_view, 64)
+    arm = (with_hand != frame).any(axis=-1)
+    assert arm.sum() > 20 and (hand_depth[arm] == 0).all()  # the arm moves with the camera: depth 0 where it shows
+    assert np.array_equal(hand_depth[~arm], inv_depth[~arm])

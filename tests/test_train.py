@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -158,3 +159,26 @@ def test_unroll_replaces_the_middle_frames_by_model_predictions():
     new = self_conditioned_context(dit, b, cfg)
     assert torch.equal(new[:, 0], z[:, 0]) and torch.equal(new[:, -1], z[:, -1])  # the start and the target stay true
     assert not torch.allclose(new[:, 1:-1], z[:, 1:-1])
+
+
+def test_egomotion_run_on_recorded_clips_replays_depth_and_starts_from_a_model_without_a_head(tmp_path):
+    from data.record import RecordConfig, record
+
+    record(RecordConfig(frames=60, clip_frames=30, size=16, seed=2), tmp_path / "clips", workers=1, progress=False)
+    first = tmp_path / "plain"
+    run(tiny_config(data=str(tmp_path / "clips"), steps=2, dit=dataclasses.replace(PRESETS["wm-tiny"][1], view_fov=70.0)), first)
+    walk_cfg = dataclasses.replace(PRESETS["wm-tiny"][1], view_fov=70.0, egomotion=True, depth_channels=8)
+    out = tmp_path / "walk"
+    run(tiny_config(data=str(tmp_path / "clips"), stages=("world",), init_from=str(first / "pipeline"), dit=walk_cfg), out)
+    from safetensors import safe_open
+
+    with safe_open(str(out / "latents.safetensors"), "pt") as f:
+        assert {"motion", "inv_depth"} <= set(f.keys())
+        assert f.get_tensor("inv_depth").shape[1:] == (4, 4) and float(f.get_tensor("inv_depth").float().max()) > 0
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("eval_depth_l1" in r for r in rows)
+    from worldmodel.pipeline import WorldPipeline
+
+    pipe = WorldPipeline.from_pretrained(out / "pipeline")
+    assert pipe.dit.cfg.egomotion and pipe.dit.depth is not None
+    assert pipe(np.zeros((16, 16, 3), np.uint8), [__import__("data.actions").actions.Action({"forward"})] * 2).shape == (3, 16, 16, 3)

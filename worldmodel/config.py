@@ -98,6 +98,11 @@ class DiTConfig:
     # turned by the frame's own mouse move (schedule.turn_view): a rotation's effect on the picture is pure
     # geometry, so the network spends its capacity on what a turn cannot explain (walking, new borders). 0 = off.
     view_fov: float = 0.0
+    # With view_fov: the base also steps the camera as the keys walk it (worldmodel.egomotion), moving each part
+    # of the picture by its distance, which a small convolutional head (DepthHead) reads from the previous frame's
+    # latent, trained on the simulator's depth. Walking's effect on the picture is then geometry too.
+    egomotion: bool = False
+    depth_channels: int = 48  # width of the depth head
 
     def __post_init__(self) -> None:
         if self.latent_size % self.patch_size:
@@ -111,6 +116,10 @@ class DiTConfig:
             raise ValueError("dit.mlp_ratio and dit.camera_scale must be positive")
         if not 0.0 <= self.view_fov < 170.0:
             raise ValueError(f"dit.view_fov must be in [0, 170) degrees, got {self.view_fov}")
+        if self.egomotion and self.view_fov <= 0:
+            raise ValueError("dit.egomotion needs dit.view_fov > 0 (the camera's field of view)")
+        if self.depth_channels < 1:
+            raise ValueError(f"dit.depth_channels must be >= 1, got {self.depth_channels}")
 
     @property
     def tokens_per_frame(self) -> int:
@@ -181,6 +190,7 @@ class TrainConfig:
     context_prob: float = 0.5  # per frame: draw a low "context" noise level instead of a training one
     context_sigma_max: float = 0.3
     unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
+    depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's L1 loss on the simulator's inverse depth
     # bookkeeping
     log_every: int = 25
     eval_every: int = 250
@@ -210,6 +220,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.context_sigma_max < 1.0:
             raise ValueError(f"context_sigma_max must be in (0, 1), got {self.context_sigma_max}")
+        if self.depth_weight < 0:
+            raise ValueError(f"depth_weight must be >= 0, got {self.depth_weight}")
         if self.max_minutes <= 0 or self.ae_minutes <= 0 or self.lr <= 0 or self.ae_lr <= 0:
             raise ValueError("max_minutes, ae_minutes, lr and ae_lr must be positive")
 
@@ -276,7 +288,10 @@ def load_train_config(path: str) -> TrainConfig:
         values["autoencoder"] = {**to_dict(ae), **values.get("autoencoder", {})}
         values["dit"] = {**to_dict(dit), **values.get("dit", {})}
     cfg = from_dict(TrainConfig, values, where=path)
-    if cfg.data and not os.path.isabs(cfg.data):
-        # A relative data path is relative to the config file, so a config works from any folder.
-        cfg = dataclasses.replace(cfg, data=os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), cfg.data)))
+    # Relative data and init_from paths are relative to the config file, so a config works from any folder.
+    here = os.path.dirname(os.path.abspath(path))
+    for name in ("data", "init_from"):
+        value = getattr(cfg, name)
+        if value and not os.path.isabs(value):
+            cfg = dataclasses.replace(cfg, **{name: os.path.normpath(os.path.join(here, value))})
     return cfg

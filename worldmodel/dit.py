@@ -196,6 +196,33 @@ class FinalLayer(nn.Module):
 # ---------------------------------------------------------------- the model
 
 
+class DepthHead(nn.Module):
+    """Inverse depth (1/blocks) of each latent cell, read from one noisy latent frame: a few dilated 3x3
+    convolutions (receptive field: the whole 16x16 latent), so fog, texture size and the ground's slope can
+    all tell the distance. Output in [0, MAX_INVERSE_DEPTH]; it starts near 0 (everything far: no step)."""
+
+    MAX_INVERSE_DEPTH = 2.0  # nothing nearer than half a block moves the picture further
+
+    def __init__(self, latent_channels: int, channels: int):
+        super().__init__()
+        dilations = (1, 2, 4, 8, 1)
+        layers: list[nn.Module] = [nn.Conv2d(latent_channels + 1, channels, 3, padding=1), nn.SiLU()]
+        for d in dilations:
+            layers += [nn.Conv2d(channels, channels, 3, padding=d, dilation=d), nn.SiLU()]
+        layers.append(nn.Conv2d(channels, 1, 1))
+        self.net = nn.Sequential(*layers)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.constant_(self.net[-1].bias, -4.0)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """x (..., C, h, w), sigma (...) -> inverse depth (..., h, w)."""
+        lead, (C, h, w) = x.shape[:-3], x.shape[-3:]
+        flat = x.reshape(-1, C, h, w)
+        level = sigma.reshape(-1, 1, 1, 1).to(x.dtype).expand(-1, 1, h, w)
+        out = self.net(torch.cat([flat, level], dim=1))
+        return (self.MAX_INVERSE_DEPTH * torch.sigmoid(out)).reshape(*lead, h, w)
+
+
 class CausalDiT(nn.Module):
     def __init__(self, cfg: DiTConfig):
         super().__init__()
@@ -210,6 +237,7 @@ class CausalDiT(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.final = FinalLayer(D, self.patch_dim)
         self._init_weights()
+        self.depth = DepthHead(C, cfg.depth_channels) if cfg.egomotion else None
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -252,14 +280,16 @@ class CausalDiT(nn.Module):
         pos0: int = 0,
         cache: KVCache | None = None,
         commit: int = 0,
-    ) -> torch.Tensor:
+        with_depth: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predict, for every frame, the network output F (see schedule.py for what it means).
 
         x (B, T, C, h, w) noisy latents; sigma (B, T) their noise levels in [0, 1]; keys (B, T, num_keys) and
         camera (B, T, 2) degrees: the action that produced each frame; act_mask (B, T) bool, False = null action.
         pos0: the absolute index of frame 0 (frame positions are pos0 .. pos0 + T - 1).
         cache: context frames seen before (their keys/values); the first `commit` frames of x are appended to it.
-        Returns (B, T, C, h, w).
+        Returns (B, T, C, h, w); with_depth=True (a model with a depth head) also each frame's inverse depth
+        (B, T, h, w), computed in the same call so that DistributedDataParallel sees every weight used.
         """
         B, T = x.shape[:2]
         N, cfg = self.grid * self.grid, self.cfg
@@ -285,4 +315,9 @@ class CausalDiT(nn.Module):
                 cache.append(layer, k[:, :, : commit * N], v[:, :, : commit * N], N)
         if commit:
             cache.append_positions(q_pos[:commit])
-        return self.unpatchify(self.final(h, c))  # (B, T, C, h, w)
+        out = self.unpatchify(self.final(h, c))  # (B, T, C, h, w)
+        if with_depth:
+            if self.depth is None:
+                raise ValueError("with_depth=True needs a model with a depth head (dit.egomotion)")
+            return out, self.depth(x, sigma)
+        return out

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import zlib
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -36,10 +37,24 @@ def is_validation_clip(name: str, fraction: float = 0.05) -> bool:
 
 
 class LatentClips:
-    """latents (N, C, h, w) fp16, keys (N, 9), camera (N, 2), segment (N,) int: frames of one contiguous run."""
+    """latents (N, C, h, w) fp16, keys (N, 9), camera (N, 2), segment (N,) int: frames of one contiguous run.
 
-    def __init__(self, latents: torch.Tensor, keys: torch.Tensor, camera: torch.Tensor, segment: torch.Tensor, val: torch.Tensor):
+    For a model that walks its camera (dit.egomotion) also motion (N, 4), the camera's step into each frame
+    (worldmodel.egomotion, integrated over the whole clip), and inv_depth (N, h, w) fp16, each frame's true
+    inverse depth pooled to the latent grid (data.replay); both None until added (add_ground_truth)."""
+
+    def __init__(
+        self,
+        latents: torch.Tensor,
+        keys: torch.Tensor,
+        camera: torch.Tensor,
+        segment: torch.Tensor,
+        val: torch.Tensor,
+        motion: torch.Tensor | None = None,
+        inv_depth: torch.Tensor | None = None,
+    ):
         self.latents, self.keys, self.camera, self.segment, self.val = latents, keys, camera, segment, val
+        self.motion, self.inv_depth = motion, inv_depth
 
     def starts(self, seq_len: int, validation: bool) -> torch.Tensor:
         """Indices i such that frames i .. i + seq_len lie in one segment of the wanted split."""
@@ -56,15 +71,17 @@ class LatentClips:
         z = self.latents[frames]
         # uint8 "latents" are the frames themselves (the pixel-space model): to [-1, 1]
         z = z.float() / 127.5 - 1.0 if z.dtype == torch.uint8 else z.float()
-        return {
-            "z": z,
-            "keys": self.keys[frames - 1],
-            "camera": self.camera[frames - 1],
-        }
+        batch = {"z": z, "keys": self.keys[frames - 1], "camera": self.camera[frames - 1]}
+        if self.motion is not None and self.inv_depth is not None:
+            batch["motion"] = self.motion[frames - 1]
+            batch["inv_depth"] = self.inv_depth[frames].float()
+        return batch
 
     def save(self, path: Path, ae_fingerprint: str) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         tensors = {"latents": self.latents, "keys": self.keys, "camera": self.camera, "segment": self.segment, "val": self.val.to(torch.uint8)}
+        if self.motion is not None and self.inv_depth is not None:
+            tensors.update(motion=self.motion, inv_depth=self.inv_depth)
         save_file(tensors, str(tmp), metadata={"autoencoder": ae_fingerprint})
         tmp.replace(path)
 
@@ -78,7 +95,7 @@ class LatentClips:
             if (f.metadata() or {}).get("autoencoder") != ae_fingerprint:
                 return None  # encoded by another autoencoder
         t = load_file(str(path))
-        return cls(t["latents"], t["keys"], t["camera"], t["segment"], t["val"].bool())
+        return cls(t["latents"], t["keys"], t["camera"], t["segment"], t["val"].bool(), t.get("motion"), t.get("inv_depth"))
 
 
 def release_freed_memory() -> None:
@@ -131,3 +148,31 @@ def encode_windows(
         raise ValueError("no frames to encode: the dataset has no windows")
     cat = lambda parts: torch.from_numpy(np.concatenate(parts))  # noqa: E731
     return LatentClips(cat(latents), cat(keys), cat(camera), cat(segment), cat(val))
+
+
+def add_ground_truth(clips: LatentClips, windows: Any, show: bool = True) -> None:
+    """Fill clips.motion and clips.inv_depth for latents encoded from `windows` (the ClipWindows whose items,
+    in order, made the cache: item i's frames are rows i * length ...). Each clip is replayed in the game once
+    (data.replay) for its depth, and its motion integrated from its first frame."""
+    from data.replay import replay_inverse_depth
+    from worldmodel.egomotion import clip_motion
+
+    length = windows.length
+    if len(windows) * length != len(clips.latents):
+        raise ValueError(f"the latent cache has {len(clips.latents)} frames, the clips give {len(windows) * length}: "
+                         "delete latents.safetensors to encode again")  # fmt: skip
+    h, w = clips.latents.shape[-2:]
+    motion = torch.zeros(len(clips.latents), 4)
+    inv_depth = torch.zeros(len(clips.latents), h, w, dtype=torch.float16)
+    by_clip: dict[int, list[tuple[int, int]]] = {}
+    for item, (clip, start) in enumerate(windows.index.tolist()):
+        by_clip.setdefault(clip, []).append((item, start))
+    for clip, items in tqdm(by_clip.items(), desc="replaying clips for depth", disable=not show, dynamic_ncols=True):
+        depth = torch.from_numpy(replay_inverse_depth(windows.root / windows.names[clip]))
+        pooled = F.adaptive_avg_pool2d(depth[:, None], (h, w))[:, 0].half()
+        steps = torch.from_numpy(clip_motion(windows.keys[clip], windows.camera[clip]))
+        for item, start in items:
+            rows = slice(item * length, (item + 1) * length)
+            motion[rows] = steps[start : start + length]
+            inv_depth[rows] = pooled[start : start + length]
+    clips.motion, clips.inv_depth = motion, inv_depth

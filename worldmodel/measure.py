@@ -8,8 +8,9 @@ Writes OUT/measure.json, OUT/measure.md, OUT/rollout_1000.png (and the model str
 (a) fidelity: 8-frame rollouts from frames of runs/val64 (recorded with --seed 100000; training used seed 0),
     the clip's own recorded actions; PSNR/SSIM per frame against the clip's true frames (eval.fidelity), beside
     copy-the-last-frame, turn-the-last-frame (the last true frame turned by the mouse moves: the geometry the
-    model's residual base starts from, and nothing else), the same rollouts with another rollout's actions, and
-    the autoencoder's ceiling.
+    model's residual base starts from, and nothing else), step-the-last-frame (turned and stepped by the keys at
+    the simulator's true depth: an egomotion model's geometry with perfect depth), the same rollouts with
+    another rollout's actions, and the autoencoder's ceiling.
 (b) responsiveness: from the fixed scenes (data.scenes, seeds 1000-8003), 8 frames of yaw +10, yaw -10, no-op
     and forward, generated and simulated. Yaw read back from the pictures (eval.pose.camera_turn and phase
     correlation), forward read back as radial expansion of the optical flow (eval.flow.dis_flow); and which
@@ -33,14 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.actions import Action
+from data.actions import Action, stack
+from data.replay import replay_inverse_depth
 from data.physics import FOV
 from eval.fidelity import fidelity_curves, psnr
 from eval.flow import dis_flow, grid_matches
 from eval.pose import camera_turn
 from worldmodel.autoencoder import to_model_range, to_uint8
 from worldmodel.pipeline import WorldPipeline
-from worldmodel.schedule import turn_view
+from worldmodel.egomotion import EgoMotion
+from worldmodel.schedule import move_view, turn_view
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,6 +81,24 @@ def turn_last(starts: np.ndarray, actions: list[list[Action]]) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
+def step_last(starts: np.ndarray, depths: np.ndarray, actions: list[list[Action]]) -> np.ndarray:
+    """The start frame turned by the mouse and stepped by the keys (worldmodel.egomotion, from rest) at the
+    simulator's true inverse depth (B, H, W), the depth moved along with the picture, nothing else:
+    (B, T + 1, H, W, 3). The geometry an egomotion model's base starts from, with perfect depth."""
+    frame = torch.from_numpy(np.ascontiguousarray(starts)).permute(0, 3, 1, 2).float()
+    depth = torch.from_numpy(np.ascontiguousarray(depths)).float()
+    walks = [EgoMotion() for _ in starts]
+    out = [starts]
+    for t in range(len(actions[0])):
+        camera = torch.tensor([a[t].camera for a in actions], dtype=torch.float32)
+        keys, _ = stack([a[t] for a in actions])
+        motion = torch.from_numpy(np.stack([w.step(k, a[t].camera) for w, k, a in zip(walks, keys, actions)]))
+        moved = move_view(torch.cat([frame, depth[:, None]], dim=1), camera, FOV, depth, motion)
+        frame, depth = moved[:, :3], moved[:, 3]
+        out.append(frame.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+    return np.stack(out, axis=1)
+
+
 def mean_curves(videos: np.ndarray, truth: np.ndarray) -> dict[str, list[float]]:
     """Mean per-horizon PSNR/SSIM over videos (B, T + 1, ...) vs truth (B, T + 1, ...); frame 0 left out."""
     curves = [fidelity_curves(v[1:], g[1:]) for v, g in zip(videos, truth)]
@@ -90,13 +111,15 @@ def mean_curves(videos: np.ndarray, truth: np.ndarray) -> dict[str, list[float]]
 def fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
     from data.clips import find_clips, read_clip
 
-    starts, actions, truths, seeds = [], [], [], []
+    starts, depths, actions, truths, seeds = [], [], [], [], []
     for path in find_clips(val_dir):
         clip = read_clip(path)
+        depth = replay_inverse_depth(path)
         seeds.append(int(clip.meta.get("record", {}).get("seed", -1)))
         n = len(clip.frames)
         for t in np.linspace(20, n - HORIZON - 2, per_clip).round().astype(int):
             starts.append(clip.frames[t])
+            depths.append(depth[t])
             actions.append(list(clip.actions[t : t + HORIZON]))
             truths.append(np.asarray(clip.frames[t : t + HORIZON + 1]))
     starts, truths = np.stack(starts), np.stack(truths)
@@ -108,12 +131,14 @@ def fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
     model_shuffled = rollout(pipe, starts, shuffled_actions)
     copy_last = np.repeat(truths[:, :1], HORIZON + 1, axis=1)
     turned = turn_last(starts, actions)
+    stepped = step_last(starts, np.stack(depths), actions)
     ceiling = autoencode(pipe, truths.reshape(-1, *truths.shape[2:])).reshape(truths.shape)
     rows = {
         "model": mean_curves(model, truths),
         "model_shuffled_actions": mean_curves(model_shuffled, truths),
         "copy_last": mean_curves(copy_last, truths),
         "turn_last": mean_curves(turned, truths),
+        "step_last": mean_curves(stepped, truths),
         "autoencoder_ceiling": mean_curves(ceiling, truths),
     }
     per_rollout_model = [np.mean(fidelity_curves(v[1:], g[1:])["psnr"]) for v, g in zip(model, truths)]
@@ -409,8 +434,9 @@ def markdown(r: dict) -> str:
         "| frames | PSNR dB | SSIM |",
         "|---|---|---|",
     ]
-    for name in ("model", "model_shuffled_actions", "copy_last", "turn_last", "autoencoder_ceiling"):
-        lines.append(f"| {name} | {f[name + '_psnr']:.2f} | {f[name + '_ssim']:.3f} |")
+    for name in ("model", "model_shuffled_actions", "copy_last", "turn_last", "step_last", "autoencoder_ceiling"):
+        if name + "_psnr" in f:
+            lines.append(f"| {name} | {f[name + '_psnr']:.2f} | {f[name + '_ssim']:.3f} |")
     lines += [
         "",
         f"model beats copy-last on {100 * f['model_beats_copy_fraction']:.0f}% of rollouts.",

@@ -1,6 +1,6 @@
 """Write a checkpoint's MODEL_CARD.md from its training run and its measurements.
 
-    python -m worldmodel.model_card --pipeline assets/wm-default --train runs/wm-default \
+    python -m worldmodel.model_card --pipeline assets/wm-default --train runs/wm-default --walk runs/wm-walk \
         --measure runs/ship/measure.json --bench runs/ship/bench.json
 
 measure.json comes from `python -m worldmodel.measure`, bench.json from `worldmodel bench stream --json`.
@@ -14,10 +14,12 @@ import os
 import sys
 from pathlib import Path
 
-# How assets/wm-default was trained: two runs into the same folder, the second resuming the first.
+# How assets/wm-default was trained: two runs into one folder, the second resuming the first; then a third run
+# starting from the second's pipeline (init_from) with the keys' step in the base and a depth head.
 TRAIN_COMMANDS = (
     "worldmodel train --config worldmodel/configs/default.json --out runs/wm-default --max-minutes 50 --threads 1",
     "worldmodel train --config worldmodel/configs/default-continue.json --out runs/wm-default --resume --threads 1",
+    "worldmodel train --config worldmodel/configs/default-walk.json --out runs/wm-walk --threads 1",
 )
 DATA_COMMAND = "worldmodel record --out runs/data64 --frames 150000 --size 64 --seed 0 --player mixed --workers 2"
 
@@ -101,19 +103,29 @@ def walking_lines(w: dict) -> list[str]:
     ]
 
 
-def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None) -> str:
+def world_rows_of(train: Path) -> list[dict]:
+    return [r for r in read_jsonl(train / "log.jsonl") if r.get("stage") == "world"]
+
+
+def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: Path | None = None) -> str:
+    """`train`: the run (autoencoder + world stages) the checkpoint grew from; `walk`: the egomotion run that
+    started from its pipeline, when there is one (its log then gives the last training eval)."""
     top = json.loads((pipeline / "config.json").read_text())
     ae = json.loads((pipeline / "autoencoder" / "config.json").read_text())
     dit = json.loads((pipeline / "dit" / "config.json").read_text())
     run_cfg = json.loads((train / "config.json").read_text())
     log = read_jsonl(train / "log.jsonl")
+    walk_cfg = json.loads((walk / "config.json").read_text()) if walk else {}
+    walk_rows = world_rows_of(walk) if walk else []
+    walk_steps = max((r["step"] for r in walk_rows), default=0)
+    walk_minutes = max((r.get("minutes", 0.0) for r in walk_rows), default=0.0)
     ae_rows = [r for r in log if r.get("stage") == "autoencoder"]
     ae_final = next((r for r in reversed(ae_rows) if "final_psnr" in r), {})
     ae_minutes = max((r.get("minutes", 0.0) for r in ae_rows), default=0.0)
     world_rows = [r for r in log if r.get("stage") == "world"]
     world_steps = max((r["step"] for r in world_rows), default=0)
     world_minutes = max((r.get("minutes", 0.0) for r in world_rows), default=0.0)
-    evals = [r for r in world_rows if "eval_true" in r]
+    evals = [r for r in (walk_rows or world_rows) if "eval_true" in r]
     last_eval = evals[-1] if evals else {}
     size_mb = sum(f.stat().st_size for f in pipeline.rglob("*") if f.is_file()) / 1e6
     f, s, p = m["fidelity"], m["responsiveness"], m["long_play"]
@@ -135,6 +147,12 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None) -> str:
         f"{dit['patch_size']}x{dit['patch_size']} latent patches ({tokens} tokens a frame), attention window {dit['window']} frames "
         f"(key/value cache, flat cost per frame), adaLN on noise level + keys ({dit['num_keys']}) + camera "
         f"(scale {dit['camera_scale']} deg); {m['dit_parameters']:,} parameters.",
+        "- What the network predicts is the change from the previous frame turned by the mouse move (pure geometry: "
+        f"a pinhole camera of vertical field of view {dit.get('view_fov', 0.0)} deg)"
+        + (", and stepped as the keys walk the camera (the game's walking physics without walls, `worldmodel/egomotion.py`), "
+           "each part of the picture moved by its distance, which a small convolutional depth head "
+           f"({dit.get('depth_channels')} channels, dilated) reads from the previous frame's latent. The depth head learned "
+           "from the simulator's true depth (`data/replay.py`)." if dit.get("egomotion") else "."),
         f"- Sampling (`config.json`): `{json.dumps(top['sampling'])}`: {top['sampling']['steps']} flow-matching steps, "
         f"finished frames re-enter the context at noise {top['sampling']['context_sigma']}, classifier-free guidance "
         f"{top['sampling']['guidance']} on the actions. (Training wrote steps {run_cfg['sampling']['steps']}, context "
@@ -147,27 +165,36 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None) -> str:
         "## Training",
         f"- Data: `{DATA_COMMAND}`: 300 clips x 500 frames (150,000 frames), 64x64, 8 biomes, a scripted mixed player "
         "(human-like play mixed with random action changes); world seeds from --seed 0.",
-        "- Commands: two runs into one folder, the second resuming the first:",
+        "- Commands: two runs into one folder, the second resuming the first"
+        + (", then a third starting from the second's weights:" if walk else ":"),
         f"  1. `{TRAIN_COMMANDS[0]}`: the autoencoder, then the world model with the plain residual base (2,113 steps);",
         f"  2. `{TRAIN_COMMANDS[1]}`: the world model continued with the base turned by the mouse (`view_fov` "
         f"{dit.get('view_fov', 0.0)}), one batch in {round(1 / run_cfg['unroll_prob']) if run_cfg.get('unroll_prob') else 'none'} "
         f"made of its own one-step predictions (anti-drift), lr restarted at {run_cfg['lr']}, stopped at 140 min of world "
         "stage (137 of its first steps ran before `view_fov` was added to the config and were kept; the config now "
         "holds the shipped sampling and that 140-minute budget).",
+        *([f"  3. `{TRAIN_COMMANDS[2]}`: starting from run 2's weights, the base also stepped by the keys at the "
+           f"depth head's estimate (`egomotion`), the new depth head trained on the simulator's inverse depth (L1, weight "
+           f"{walk_cfg.get('depth_weight')}); lr {walk_cfg.get('lr')}, {walk_steps} steps in {walk_minutes:.1f} min."]
+          if walk else []),
         f"  Full config: runs/wm-default/config.json; batch {run_cfg['batch_size']} x {run_cfg['seq_len']} frames, warmup "
         f"{run_cfg['warmup_steps']}, EMA {run_cfg['ema_decay']}, action dropout {run_cfg['action_dropout']}, context noise "
         f"up to {run_cfg['context_sigma_max']}.",
         f"- Autoencoder stage: {ae_final.get('step', '?')} steps in {ae_minutes:.1f} min, reconstruction PSNR "
         f"{ae_final.get('final_psnr', float('nan')):.2f} dB on 512 training frames.",
-        f"- World stage: {world_steps} steps in {world_minutes:.1f} min (diffusion forcing, residual prediction, EMA weights shipped).",
-        f"- Hardware: one thread of a 2-core AMD EPYC CPU (AVX-512 VNNI), shared with other work; {ae_minutes + world_minutes:.0f} "
+        f"- World stage: {world_steps} steps in {world_minutes:.1f} min"
+        + (f", then {walk_steps} steps in {walk_minutes:.1f} min with the keys' step" if walk else "")
+        + " (diffusion forcing, residual prediction, EMA weights shipped).",
+        f"- Hardware: one thread of a 2-core AMD EPYC CPU (AVX-512 VNNI), shared with other work; {ae_minutes + world_minutes + walk_minutes:.0f} "
         "min of training in all, plus a few minutes encoding the latents.",
     ]
     if last_eval:
         lines.append(
             f"- Last training eval (step {last_eval['step']}, 16 held-out windows, next-frame latent MSE): true action "
             f"{last_eval['eval_true']:.4f}, null {last_eval['eval_null']:.4f}, mirrored {last_eval['eval_mirror']:.4f} "
-            f"(x{last_eval['eval_mirror_ratio']:.2f}), copy-last {last_eval['eval_copy']:.4f}."
+            f"(x{last_eval['eval_mirror_ratio']:.2f}), copy-last {last_eval['eval_copy']:.4f}"
+            + (f"; depth head {last_eval['eval_depth_l1']:.3f} mean absolute error in inverse depth (1/blocks)."
+               if "eval_depth_l1" in last_eval else ".")
         )
     lines += [
         "",
@@ -181,6 +208,8 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None) -> str:
         f"| model, another rollout's actions | {fmt(f['model_shuffled_actions_psnr'])} | {fmt(f['model_shuffled_actions_ssim'], 3)} |",
         f"| copy the last true frame | {fmt(f['copy_last_psnr'])} | {fmt(f['copy_last_ssim'], 3)} |",
         f"| turn the last true frame by the mouse (geometry only) | {fmt(f['turn_last_psnr'])} | {fmt(f['turn_last_ssim'], 3)} |",
+        *([f"| turn it and step it by the keys at the simulator's true depth (geometry only) | {fmt(f['step_last_psnr'])} | "
+           f"{fmt(f['step_last_ssim'], 3)} |"] if "step_last_psnr" in f else []),
         f"| autoencoder reconstruction (ceiling) | {fmt(f['autoencoder_ceiling_psnr'])} | {fmt(f['autoencoder_ceiling_ssim'], 3)} |",
         "",
         f"The model beats copy-last on {100 * f['model_beats_copy_fraction']:.0f}% of rollouts. PSNR by frame "
@@ -226,7 +255,7 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None) -> str:
     ]
     if bench:
         lines += ["### Speed (`worldmodel bench stream`, batch 1, 64x64)", ""] + bench_table(bench) + [""]
-    lines += ["## Known limitations"] + limitations(f, s, p, dit, ae_minutes + world_minutes) + [
+    lines += ["## Known limitations"] + limitations(f, s, p, dit, ae_minutes + world_minutes + walk_minutes) + [
         "",
         "Reproduce the measurements: `worldmodel record --out runs/val64 --frames 10000 --seed 100000`, then "
         "`python -m worldmodel.measure --pipeline assets/wm-default --out runs/ship --strip docs/images/model_strip.png`.",
@@ -241,11 +270,12 @@ def main() -> int:
     parser.add_argument("--train", required=True)
     parser.add_argument("--measure", required=True)
     parser.add_argument("--bench", default="")
+    parser.add_argument("--walk", default="", help="the egomotion run that started from --train's pipeline, if any")
     args = parser.parse_args()
     pipeline = Path(args.pipeline)
     m = json.loads(Path(args.measure).read_text())
     bench = json.loads(Path(args.bench).read_text()) if args.bench and Path(args.bench).is_file() else None
-    text = card(pipeline, Path(args.train), m, bench)
+    text = card(pipeline, Path(args.train), m, bench, Path(args.walk) if args.walk else None)
     out = pipeline / "MODEL_CARD.md"
     tmp = out.with_name(".MODEL_CARD.md.tmp")
     tmp.write_text(text)

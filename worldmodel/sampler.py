@@ -12,7 +12,7 @@ import torch
 
 from worldmodel.config import SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
-from worldmodel.schedule import turn_view
+from worldmodel.schedule import move_view
 
 
 def sigma_schedule(steps: int, shift: float = 1.0) -> list[float]:
@@ -52,22 +52,30 @@ def sample_frame(
     sampling: SamplingConfig,
     cache: KVCache | None,
     pending: FrameInputs | None,
+    motion: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sample the latent of frame `pos` (B, C, h, w) from pure noise (B, C, h, w).
 
     With a cache: `cache` holds the context up to frame pos - 2 and `pending` is frame pos - 1, which the first
     step appends to the cache (its keys/values are computed in the same pass). Without a cache: `history` holds
     every frame 0 .. pos - 1 and the whole history is recomputed each step (slow; the reference for tests).
+    motion (B, 4): the camera's step into this frame (worldmodel.egomotion), needed by a model with egomotion.
     """
     B = noise.shape[0]
     prev = pending if cache is not None else (history[-1] if history else None)
     if prev is None:
         raise ValueError("sampling a frame needs at least one context frame")
-    # The previous frame, turned by this frame's mouse move when the model was trained so (the turn is geometry,
-    # so guidance's null pass keeps it too: guidance amplifies only what the network learned of the action).
+    # The previous frame, turned by this frame's mouse move (and stepped as the keys walk, at the depth the
+    # model reads from that frame) when the model was trained so. That is geometry, so guidance's null pass
+    # keeps it too: guidance amplifies only what the network learned of the action.
     base = base_of(prev)
     if model.cfg.view_fov > 0:
-        base = turn_view(base, camera, model.cfg.view_fov)
+        inv_depth = None
+        if model.cfg.egomotion:
+            if motion is None:
+                raise ValueError("this model steps the camera with the keys (dit.egomotion): pass motion")
+            inv_depth = model.depth(prev.x, prev.sigma)
+        base = move_view(base, camera, model.cfg.view_fov, inv_depth, motion)
     act_on = torch.ones(B, dtype=torch.bool, device=noise.device)
     levels = sigma_schedule(sampling.steps, sampling.shift)
     x = noise

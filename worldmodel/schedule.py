@@ -7,7 +7,8 @@ a small sigma too (noise augmentation against drift), and the network is always 
 The network predicts what changes: the denoised frame is  z_hat_t = base_t + F_t,  where base_t is the
 previous frame's input scaled by (1 - sigma_{t-1}) -- close to the previous clean frame when that frame
 is clean, fading to zero when it is pure noise. With `view_fov` set, base_t is also turned by frame t's
-mouse move (turn_view), so a turn costs the network nothing. The loss is the MSE between z_hat and z
+mouse move (turn_view), so a turn costs the network nothing; with `egomotion` it also steps as the keys walk
+the camera (move_view), each part of the picture moved by its distance. The loss is the MSE between z_hat and z
 (x0 prediction), which suits sampling in very few steps.
 """
 
@@ -34,18 +35,49 @@ def turn_view(frames: torch.Tensor, camera: torch.Tensor, fov: float) -> torch.T
     comes into view is the edge repeated: the network paints it. Latents of a convolutional autoencoder are
     pictures too (each cell is a 4x4 pixel patch), so this works on them unchanged.
     """
+    return move_view(frames, camera, fov)
+
+
+def move_view(
+    frames: torch.Tensor,
+    camera: torch.Tensor,
+    fov: float,
+    inv_depth: torch.Tensor | None = None,
+    motion: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Frames (..., C, h, w) as the camera sees them after it turns by camera (..., 2) and, when given, steps
+    by motion (..., 4) = (right, up, forward, zoom) (worldmodel.egomotion) with the frames' inverse depth
+    (..., h, w) in 1/blocks.
+
+    Backward warping: for every pixel of the new view we find where it was in the old one. A step of the
+    camera by t moves a point at depth Z from x' to x = (x' + f t_right / Z) / (1 + t_forward / Z) (and the
+    same for y with t_up, upwards), f = 1 / tan(fov / 2) in the [-1, 1] coordinates of grid_sample: near
+    things move most, the sky (1 / Z = 0) not at all. The depth is read where the turn puts the pixel (the
+    old frame's depth stands in for the new one's). A zoom above 1 (a sprint's wider view) shrinks the
+    picture about its centre. Then the turn's shift, as in turn_view.
+    """
     lead, (C, h, w) = frames.shape[:-3], frames.shape[-3:]
     flat = frames.reshape(-1, C, h, w)
-    angles = torch.deg2rad(camera.reshape(-1, 2).to(frames.dtype))
-    scale = 1.0 / math.tan(math.radians(fov) / 2)  # picture half-widths per unit tan(angle); square frames
-    theta = torch.zeros(flat.shape[0], 2, 3, dtype=frames.dtype, device=frames.device)
-    theta[:, 0, 0] = 1.0
-    theta[:, 1, 1] = 1.0
-    theta[:, 0, 2] = torch.tan(angles[:, 1]) * scale  # read from the right of where a yaw-right turn puts us
-    theta[:, 1, 2] = -torch.tan(angles[:, 0]) * scale  # pitch up: read from above
-    grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
-    turned = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return turned.reshape(*lead, C, h, w)
+    n, dtype = flat.shape[0], frames.dtype
+    angles = torch.deg2rad(camera.reshape(-1, 2).to(dtype))
+    f = 1.0 / math.tan(math.radians(fov) / 2)  # picture half-widths per unit tan(angle); square frames
+    shift_x = (torch.tan(angles[:, 1]) * f)[:, None, None]  # read from the right of where a yaw-right turn puts us
+    shift_y = (-torch.tan(angles[:, 0]) * f)[:, None, None]  # pitch up: read from above
+    ys = (torch.arange(h, dtype=dtype, device=frames.device) + 0.5) * (2.0 / h) - 1.0
+    xs = (torch.arange(w, dtype=dtype, device=frames.device) + 0.5) * (2.0 / w) - 1.0
+    gy, gx = ys[None, :, None].expand(n, h, w), xs[None, None, :].expand(n, h, w)
+    if motion is not None and inv_depth is not None:
+        m = motion.reshape(-1, 4).to(dtype)
+        gx, gy = gx * m[:, 3, None, None], gy * m[:, 3, None, None]
+        turned = torch.stack([gx + shift_x, gy + shift_y], dim=-1)
+        rho = F.grid_sample(inv_depth.reshape(-1, 1, h, w).to(dtype), turned, mode="bilinear", padding_mode="border",
+                            align_corners=False)[:, 0]  # fmt: skip
+        spread = (1.0 + m[:, 2, None, None] * rho).clamp(min=0.25)  # walking back into a near wall: keep it finite
+        gx = (gx + f * m[:, 0, None, None] * rho) / spread
+        gy = (gy - f * m[:, 1, None, None] * rho) / spread
+    grid = torch.stack([gx + shift_x, gy + shift_y], dim=-1)
+    moved = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return moved.reshape(*lead, C, h, w)
 
 
 def residual_base(
@@ -54,20 +86,38 @@ def residual_base(
     first: torch.Tensor | None = None,
     camera: torch.Tensor | None = None,
     fov: float = 0.0,
+    inv_depth: torch.Tensor | None = None,
+    motion: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The frame each prediction is a change from: base_t = (1 - sigma_{t-1}) x_{t-1}, turned by camera_t.
+    """The frame each prediction is a change from: base_t = (1 - sigma_{t-1}) x_{t-1}, moved by camera_t.
 
     x (B, T, C, h, w), sigma (B, T). `first` (B, C, h, w) is the base of frame 0 (zero when absent: the first
     frame of a clip has nothing before it). camera (B, T, 2) is the mouse move that leads into each frame; with
     fov > 0 the base is turned by it -- also where the action is masked out for guidance: the turn is geometry,
     known whatever the network is told, so guidance amplifies only what the network learned of the action.
+    With inv_depth (B, T, h, w) of each frame of x and motion (B, T, 4) leading into each frame
+    (worldmodel.egomotion), the base also steps: frame t - 1 moved by frame t's step at frame t - 1's depth.
     """
     prev = (1 - sigma[:, :-1, None, None, None]) * x[:, :-1]
     head = torch.zeros_like(x[:, :1]) if first is None else first[:, None]
     base = torch.cat([head, prev], dim=1)
     if fov > 0 and camera is not None:
-        base = turn_view(base, camera, fov)
+        depth = None
+        if inv_depth is not None and motion is not None:
+            depth = torch.cat([torch.zeros_like(inv_depth[:, :1]), inv_depth[:, :-1]], dim=1)
+        base = move_view(base, camera, fov, depth, motion if depth is not None else None)
     return base
+
+
+def model_base(model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor, camera: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
+    """residual_base as `model` (an unwrapped CausalDiT) was trained to build it: turned when it has a view_fov,
+    stepped at its depth head's estimate when it has egomotion (then motion (B, T, 4) is needed)."""
+    cfg = model.cfg
+    if not cfg.egomotion:
+        return residual_base(x, sigma, camera=camera, fov=cfg.view_fov)
+    if motion is None:
+        raise ValueError("this model steps the camera with the keys (dit.egomotion): pass motion")
+    return residual_base(x, sigma, camera=camera, fov=cfg.view_fov, inv_depth=model.depth(x, sigma), motion=motion)
 
 
 def sample_train_sigmas(
@@ -92,11 +142,29 @@ def flow_loss(
     sigma: torch.Tensor,
     eps: torch.Tensor,
     fov: float = 0.0,
+    motion: torch.Tensor | None = None,
+    true_inv_depth: torch.Tensor | None = None,
+    depth_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Diffusion-forcing loss on clean latents z (B, T, C, h, w). Returns (loss, per-frame MSE (B, T)).
-    `fov` is the DiT's view_fov (the model may be wrapped in DDP, so it is passed in)."""
+    `fov` is the DiT's view_fov (the model may be wrapped in DDP, so it is passed in).
+
+    With motion (B, T, 4) the model has a depth head (dit.egomotion): its inverse depth of each noisy frame
+    steps the base, and it learns from true_inv_depth (B, T, h, w), the simulator's, by an L1 loss. The base
+    uses the head's estimate (detached: the head learns depth only from depth), as it must at inference."""
     x = add_noise(z, eps, sigma)
-    base = residual_base(x, sigma, camera=camera, fov=fov)
-    z_hat = base + model(x, sigma, keys, camera, act_mask)
+    depth_loss = None
+    if motion is not None:
+        out, inv_depth = model(x, sigma, keys, camera, act_mask, with_depth=True)
+        base = residual_base(x, sigma, camera=camera, fov=fov, inv_depth=inv_depth.detach(), motion=motion)
+        if true_inv_depth is not None:
+            depth_loss = (inv_depth - true_inv_depth).abs().mean()
+    else:
+        out = model(x, sigma, keys, camera, act_mask)
+        base = residual_base(x, sigma, camera=camera, fov=fov)
+    z_hat = base + out
     per_frame = (z_hat - z).pow(2).mean(dim=(2, 3, 4))  # (B, T)
-    return per_frame.mean(), per_frame.detach()
+    loss = per_frame.mean()
+    if depth_loss is not None:
+        loss = loss + depth_weight * depth_loss
+    return loss, per_frame.detach()

@@ -20,6 +20,7 @@ from data.actions import Action, stack
 from worldmodel.autoencoder import FrameAutoencoder, to_model_range, to_uint8
 from worldmodel.config import SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
+from worldmodel.egomotion import EgoMotion
 from worldmodel.sampler import FrameInputs, sample_frame
 
 
@@ -79,6 +80,7 @@ class Session:
             act_mask=torch.zeros(B, dtype=torch.bool, device=self.device),  # no action produced it
         )
         self.cache = KVCache(self.dit.cfg.window) if self.use_cache else None
+        self.walks = [EgoMotion() for _ in range(B)]  # each game's walking state (used by egomotion models)
         self.pending = start
         self.history = [start]
         self.pos = 0
@@ -97,6 +99,7 @@ class Session:
         keys_np, camera_np = stack(acts)
         keys = torch.from_numpy(keys_np).to(self.device)
         camera = torch.from_numpy(camera_np).to(self.device)
+        motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
         pos = self.pos + 1
         z_hat = sample_frame(
             self.dit,
@@ -108,6 +111,7 @@ class Session:
             sampling=self.sampling,
             cache=self.cache,
             pending=self.pending,
+            motion=motion.to(self.device),
         )
         # The finished frame joins the context with a little fresh noise, the level it was trained to expect.
         s_c = self.sampling.context_sigma

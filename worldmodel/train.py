@@ -47,9 +47,9 @@ from worldmodel.checkpoint import (
 )
 from worldmodel.config import TrainConfig, load_train_config, to_dict
 from worldmodel.dit import CausalDiT
-from worldmodel.latents import LatentClips, encode_windows, fingerprint, release_freed_memory
+from worldmodel.latents import LatentClips, add_ground_truth, encode_windows, fingerprint, release_freed_memory
 from worldmodel.sampler import sigma_schedule
-from worldmodel.schedule import add_noise, flow_loss, residual_base, sample_train_sigmas
+from worldmodel.schedule import add_noise, flow_loss, model_base, sample_train_sigmas
 
 # A factory for the clip dataset: (root, length, stride) -> a ClipWindows-like Dataset. Tests pass their own.
 WindowsFactory = Callable[[str, int, int], Any]
@@ -307,14 +307,19 @@ def mirror_actions(keys: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def predict_last(model: CausalDiT, batch: dict[str, torch.Tensor], steps: int, context_sigma: float, last_keys, last_camera, last_on: bool, seed: int) -> torch.Tensor:
-    """Sample the last frame of each window given the others (at context noise) and the given last action."""
+def predict_last(model: CausalDiT, batch: dict[str, torch.Tensor], steps: int, context_sigma: float, last_keys, last_camera, last_on: bool, seed: int, last_motion=None) -> torch.Tensor:
+    """Sample the last frame of each window given the others (at context noise) and the given last action
+    (and, for an egomotion model, the camera's step into the last frame)."""
     z = batch["z"]
     B, L = z.shape[:2]
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(z.shape, generator=gen).to(z.device)
     keys, camera = batch["keys"].clone(), batch["camera"].clone()
     keys[:, -1], camera[:, -1] = last_keys, last_camera
+    motion = batch.get("motion")
+    if motion is not None and last_motion is not None:
+        motion = motion.clone()
+        motion[:, -1] = last_motion
     act_mask = torch.ones(B, L, dtype=torch.bool, device=z.device)
     act_mask[:, 0] = False
     act_mask[:, -1] = last_on
@@ -326,7 +331,7 @@ def predict_last(model: CausalDiT, batch: dict[str, torch.Tensor], steps: int, c
         sigma[:, -1] = s
         if s == 1.0:
             x[:, -1] = eps[:, -1]
-        base = residual_base(x, sigma, camera=camera, fov=model.cfg.view_fov)
+        base = model_base(model, x, sigma, camera, motion)
         z_hat = (base + model(x, sigma, keys, camera, act_mask))[:, -1]
         if s_next > 0:
             eps_hat = (x[:, -1] - (1 - s) * z_hat) / s
@@ -343,10 +348,17 @@ def eval_actions(model: CausalDiT, batch: dict[str, torch.Tensor], cfg: TrainCon
     steps, s_c = cfg.sampling.steps, cfg.sampling.context_sigma
     true_k, true_c = batch["keys"][:, -1], batch["camera"][:, -1]
     mir_k, mir_c = mirror_actions(true_k, true_c)
+    true_m = mir_m = batch["motion"][:, -1] if "motion" in batch else None
+    if true_m is not None:  # the mirrored keys step the other way (right and forward negated)
+        mir_m = true_m * torch.tensor([-1.0, 1.0, -1.0, 1.0], device=true_m.device)
     err = {}
-    for name, k, c, on in (("true", true_k, true_c, True), ("null", true_k, true_c, False), ("mirror", mir_k, mir_c, True)):
-        pred = predict_last(model, batch, steps, s_c, k, c, on, seed=cfg.seed)
+    for name, k, c, m, on in (("true", true_k, true_c, true_m, True), ("null", true_k, true_c, true_m, False),
+                              ("mirror", mir_k, mir_c, mir_m, True)):  # fmt: skip
+        pred = predict_last(model, batch, steps, s_c, k, c, on, seed=cfg.seed, last_motion=m)
         err[f"eval_{name}"] = float((pred - z[:, -1]).pow(2).mean())
+    if model.cfg.egomotion and "inv_depth" in batch:  # the depth head on clean frames, in 1/blocks
+        sigma0 = torch.zeros(z.shape[:2], device=z.device)
+        err["eval_depth_l1"] = float((model.depth(z, sigma0) - batch["inv_depth"]).abs().mean())
     err["eval_copy"] = float((z[:, -2] - z[:, -1]).pow(2).mean())
     err["eval_mirror_ratio"] = err["eval_mirror"] / max(err["eval_true"], 1e-12)
     model.train(was_training)
@@ -376,6 +388,14 @@ def build_latents(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dd: Dist, w
         clips = encode_windows(ae, items, total=len(dataset), batch_frames=cfg.cache_batch)
         clips.save(path, fp)
         print(f"cached {len(clips.latents)} latent frames in {path}", file=sys.stderr)
+    dd.barrier()
+    if cfg.dit.egomotion and dd.main:
+        cached = LatentClips.load(path, fp)
+        if cached is not None and cached.motion is None:  # a cache from before egomotion: add the ground truth
+            chunk = cfg.seq_len + 1
+            add_ground_truth(cached, windows(cfg.data, chunk, chunk))
+            cached.save(path, fp)
+        del cached
     dd.barrier()
     clips = LatentClips.load(path, fp)
     if clips is None:
@@ -439,6 +459,7 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         tqdm.write(
             f"step {step}: next-frame MSE true {row['eval_true']:.4f} null {row['eval_null']:.4f} "
             f"mirror {row['eval_mirror']:.4f} (x{row['eval_mirror_ratio']:.2f}) copy-last {row['eval_copy']:.4f}"
+            + (f" depth L1 {row['eval_depth_l1']:.3f}" if "eval_depth_l1" in row else "")
         )
 
     if dd.main:
@@ -459,7 +480,9 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         b = world_batch(clips, train_starts, cfg, gen, dd.device)
         if cfg.unroll_prob > 0 and float(torch.rand(1, generator=gen)) < cfg.unroll_prob:
             b["z"] = self_conditioned_context(dit, b, cfg)
-        loss, per_frame = flow_loss(model, b["z"], b["keys"], b["camera"], b["act_mask"], b["sigma"], b["eps"], fov=dit.cfg.view_fov)
+        loss, per_frame = flow_loss(model, b["z"], b["keys"], b["camera"], b["act_mask"], b["sigma"], b["eps"],
+                                    fov=dit.cfg.view_fov, motion=b.get("motion"), true_inv_depth=b.get("inv_depth"),
+                                    depth_weight=cfg.depth_weight)  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
@@ -505,7 +528,8 @@ def self_conditioned_context(dit: CausalDiT, b: dict[str, torch.Tensor], cfg: Tr
         xt[:, t] = b["eps"][:, t]
         st[:, t] = 1.0
         keys, camera, on = b["keys"][:, : t + 1], b["camera"][:, : t + 1], b["act_mask"][:, : t + 1]
-        base = residual_base(xt[:, : t + 1], st[:, : t + 1], camera=camera, fov=dit.cfg.view_fov)
+        motion = b["motion"][:, : t + 1] if "motion" in b else None
+        base = model_base(dit, xt[:, : t + 1], st[:, : t + 1], camera, motion)
         out = base + dit(xt[:, : t + 1], st[:, : t + 1], keys, camera, on)
         pred[:, t] = out[:, t]
     new = z.clone()
@@ -521,9 +545,11 @@ def _init_dit_from(dit: CausalDiT, folder: Path) -> None:
         return
     state = load_file(str(path))
     own = dit.state_dict()
-    if all(k in own and own[k].shape == v.shape for k, v in state.items()) and len(state) == len(own):
-        dit.load_state_dict(state)
-        print(f"initialised the DiT from {path}", file=sys.stderr)
+    # A DiT without a depth head starts one that has it (the head then learns from scratch).
+    new_head = {k for k in own if k.startswith("depth.")} - set(state)
+    if all(k in own and own[k].shape == v.shape for k, v in state.items()) and len(state) + len(new_head) == len(own):
+        dit.load_state_dict(state, strict=not new_head)
+        print(f"initialised the DiT from {path}" + (" (a new depth head)" if new_head else ""), file=sys.stderr)
 
 
 def save_pipeline(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dit: CausalDiT) -> None:
