@@ -7,7 +7,8 @@ with GameWorld Score's dimensions plus fidelity to the simulator; write a JSON, 
     worldmodel eval --baseline frozen --quick --out runs/eval/frozen      # frozen | shuffled | noise | mismatched
     worldmodel eval --videos DIR --out runs/eval/mine                     # NAME.mp4 + NAME.jsonl (ours or MineRL)
     worldmodel eval --leaderboard runs/eval/*                             # one table from several reports
-    worldmodel eval --train-idm sim --out assets/idm                      # retrain the inverse dynamics model
+    worldmodel eval --train-idm sim --out runs/idm                        # train an inverse dynamics model (the first stage
+                                                                          # of assets/idm; its MODEL_CARD.md lists the rest)
 
 Results are cached per video under OUT/videos, so a stopped run resumes; a folder that holds another run's
 results is never overwritten without --force. docs/EVAL.md describes every dimension and its scorer.

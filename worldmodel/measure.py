@@ -76,7 +76,7 @@ def turn_last(starts: np.ndarray, actions: list[list[Action]]) -> np.ndarray:
     out = [starts]
     for t in range(len(actions[0])):
         camera = torch.tensor([a[t].camera for a in actions], dtype=torch.float32)
-        frame = turn_view(frame, camera, FOV)
+        frame = turn_view(frame, camera, FOV, mode="bilinear")  # on pixels bilinear scores higher: the stronger baseline
         out.append(frame.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
     return np.stack(out, axis=1)
 
@@ -93,7 +93,7 @@ def step_last(starts: np.ndarray, depths: np.ndarray, actions: list[list[Action]
         camera = torch.tensor([a[t].camera for a in actions], dtype=torch.float32)
         keys, _ = stack([a[t] for a in actions])
         motion = torch.from_numpy(np.stack([w.step(k, a[t].camera) for w, k, a in zip(walks, keys, actions)]))
-        moved = move_view(torch.cat([frame, depth[:, None]], dim=1), camera, FOV, depth, motion)
+        moved = move_view(torch.cat([frame, depth[:, None]], dim=1), camera, FOV, depth, motion, mode="bilinear")
         frame, depth = moved[:, :3], moved[:, 3]
         out.append(frame.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
     return np.stack(out, axis=1)

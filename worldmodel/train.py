@@ -46,7 +46,7 @@ from worldmodel.checkpoint import (
     unprefixed,
 )
 from worldmodel.config import TrainConfig, load_train_config, to_dict
-from worldmodel.dit import CausalDiT
+from worldmodel.dit import CausalDiT, DepthHead
 from worldmodel.latents import LatentClips, add_ground_truth, encode_windows, fingerprint, release_freed_memory
 from worldmodel.sampler import sigma_schedule
 from worldmodel.schedule import add_noise, flow_loss, model_base, sample_train_sigmas
@@ -358,7 +358,8 @@ def eval_actions(model: CausalDiT, batch: dict[str, torch.Tensor], cfg: TrainCon
         err[f"eval_{name}"] = float((pred - z[:, -1]).pow(2).mean())
     if model.cfg.egomotion and "inv_depth" in batch:  # the depth head on clean frames, in 1/blocks
         sigma0 = torch.zeros(z.shape[:2], device=z.device)
-        err["eval_depth_l1"] = float((model.depth(z, sigma0) - batch["inv_depth"]).abs().mean())
+        target = batch["inv_depth"].clamp(max=DepthHead.MAX_INVERSE_DEPTH)
+        err["eval_depth_l1"] = float((model.depth(z, sigma0) - target).abs().mean())
     err["eval_copy"] = float((z[:, -2] - z[:, -1]).pow(2).mean())
     err["eval_mirror_ratio"] = err["eval_mirror"] / max(err["eval_true"], 1e-12)
     model.train(was_training)
