@@ -190,7 +190,7 @@ class TrainConfig:
     context_prob: float = 0.5  # per frame: draw a low "context" noise level instead of a training one
     context_sigma_max: float = 0.3
     unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
-    depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's squared error on the simulator's inverse depth
+    depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's loss (the simulator's inverse depth)
     # bookkeeping
     log_every: int = 25
     eval_every: int = 250

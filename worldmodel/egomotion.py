@@ -116,4 +116,5 @@ class EgoMotion:
 def clip_motion(keys: np.ndarray, camera: np.ndarray, start_pitch: float = 0.0) -> np.ndarray:
     """Motion (T, 4) for a clip's actions (T, 9) and (T, 2): row t is the step actions[t] makes, into frame t + 1."""
     motion = EgoMotion(pitch=float(start_pitch))
-    return np.stack([motion.step(k, c) for k, c in zip(np.asarray(keys), np.asarray(camera))]) if len(keys) else np.zeros((0, 4), np.float32)
+    steps = [motion.step(k, c) for k, c in zip(np.asarray(keys), np.asarray(camera))]
+    return np.stack(steps) if steps else np.zeros((0, 4), np.float32)

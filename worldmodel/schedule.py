@@ -155,8 +155,8 @@ def flow_loss(
     `fov` is the DiT's view_fov (the model may be wrapped in DDP, so it is passed in).
 
     With motion (B, T, 4) the model has a depth head (dit.egomotion): its inverse depth of each noisy frame
-    steps the base, and it learns from true_inv_depth (B, T, h, w), the simulator's, by a squared-error loss. The base
-    uses the head's estimate (detached: the head learns depth only from depth), as it must at inference."""
+    steps the base, and it learns from true_inv_depth (B, T, h, w), the simulator's, by a squared error. The
+    base uses the head's estimate (detached: the head learns depth only from depth), as it must at inference."""
     x = add_noise(z, eps, sigma)
     depth_loss = None
     if motion is not None:
@@ -164,9 +164,9 @@ def flow_loss(
         base = residual_base(x, sigma, camera=camera, fov=fov, inv_depth=inv_depth.detach(), motion=motion)
         if true_inv_depth is not None:
             # Squared error: the step is linear in inverse depth, so its mean is the estimate to aim at (an L1 loss
-            # aims at the median, which ran a quarter short here); and only on frames clean enough to tell a
-            # distance by (at inference the head reads context frames, at noise <= 0.3).
-            # The target is capped where the head's output is: a face right at the eye has a huge inverse depth.
+            # aims at the median, which ran a quarter short here). Only on frames clean enough to tell a distance
+            # by (at inference the head reads context frames, at noise <= 0.3), and against a target capped where
+            # the head's output is (a face right at the eye has a huge inverse depth).
             target = true_inv_depth.clamp(max=DepthHead.MAX_INVERSE_DEPTH)
             readable = (sigma <= 0.5).to(inv_depth.dtype)[..., None, None].expand_as(inv_depth)
             depth_loss = ((inv_depth - target).pow(2) * readable).sum() / readable.sum().clamp(min=1.0)
