@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.actions import KEYS
+from data.actions import KEY_INDEX
 from data.physics import (
     AIR_ACCEL,
     AIR_FRICTION,
@@ -41,9 +41,6 @@ from data.physics import (
     SPRINT_JUMP_BOOST,
     VERTICAL_DRAG,
 )
-
-KEY_INDEX = {name: i for i, name in enumerate(KEYS)}
-MOTION_FIELDS = ("right", "up", "forward", "zoom")
 
 
 @dataclass

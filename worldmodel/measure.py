@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from data.actions import Action, stack
-from data.replay import replay_inverse_depth
 from data.physics import FOV
+from data.replay import replay_inverse_depth
 from eval.fidelity import fidelity_curves, psnr
 from eval.flow import dis_flow, grid_matches
 from eval.pose import camera_turn
