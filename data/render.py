@@ -18,6 +18,7 @@ attack/use (`hand_swing`, the phase in (0, 1]) and bobs while walking (`hand_bob
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import math
 import os
@@ -250,6 +251,24 @@ def render_with_depth(world: World, view: View, width: int, height: int | None =
     height = width if height is None else height
     inv_depth = np.empty((height, width), np.float32)
     return _render(world, view, width, height, inv_depth), inv_depth
+
+
+@functools.lru_cache(maxsize=8)
+def overlay_mask(width: int, height: int | None = None) -> np.ndarray:
+    """bool (height, width): the pixels the arm (at any phase of its swing and walking bob) or the crosshair may
+    cover. They are drawn on the screen, not in the world, so whatever reprojects the world (the world model's
+    memory) must leave them out. Found by drawing the overlays over an empty sky and comparing (~0.3 s, cached)."""
+    height = width if height is None else height
+    sky = World(np.zeros((16, 64, 16), np.uint8))
+    eye = (8.0, 32.0, 8.0)
+    bare = render(sky, View(eye=eye, yaw=0.0, pitch=0.0, show_hand=False, show_crosshair=False), width, height)
+    mask = np.zeros((height, width), bool)
+    for swing in np.linspace(0.0, 1.0, 7):
+        for bob in np.linspace(0.0, 2 * math.pi, 9):
+            drawn = render(sky, View(eye=eye, yaw=0.0, pitch=0.0, hand_swing=float(swing), hand_bob=float(bob)), width, height)
+            mask |= (drawn != bare).any(axis=-1)
+    mask.flags.writeable = False
+    return mask
 
 
 def _render(world: World, view: View, width: int, height: int, inv_depth: np.ndarray | None) -> np.ndarray:

@@ -137,6 +137,10 @@ class SamplingConfig:
     shift: float = 1.0  # >1 spends more steps at high noise (SD3's timestep shift)
     guidance: float = 1.0  # classifier-free guidance on actions; 1.0 = off (no second pass)
     guidance_steps: int = 0  # guide only the first this many steps (where the layout is decided); 0 = all
+    # The world memory (worldmodel/memory.py): every shown pixel kept as a point in world coordinates, and each
+    # new view starts from what the memory shows from there. Needs a DiT with egomotion (the pose and the depth).
+    memory: bool = False
+    memory_points: int = 150_000  # the memory's capacity; the least recently seen points go first
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 50:
@@ -149,6 +153,8 @@ class SamplingConfig:
             raise ValueError(f"sampling.guidance must be >= 0, got {self.guidance}")
         if self.guidance_steps < 0:
             raise ValueError(f"sampling.guidance_steps must be >= 0, got {self.guidance_steps}")
+        if self.memory_points < 1:
+            raise ValueError(f"sampling.memory_points must be >= 1, got {self.memory_points}")
 
 
 STAGES = ("autoencoder", "world")

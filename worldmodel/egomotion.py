@@ -41,13 +41,16 @@ from data.physics import (
     SPRINT_JUMP_BOOST,
     VERTICAL_DRAG,
 )
+from worldmodel.memory import CameraPose
 
 
 @dataclass
 class EgoMotion:
     """The walking state of one play: velocity (blocks/tick, world axes with yaw relative to the start),
-    height above the start's ground, look angles and field of view."""
+    position (x, z from the start; height above the start's ground), look angles and field of view."""
 
+    x: float = 0.0
+    z: float = 0.0
     vx: float = 0.0
     vy: float = 0.0
     vz: float = 0.0
@@ -90,6 +93,7 @@ class EgoMotion:
         dx, dz = self.vx, self.vz
         dy = max(self.vy, -self.height)
         self.height += dy
+        self.x, self.z = self.x + dx, self.z + dz
         self.on_ground = self.vy < 0 and self.height <= 0.0
         if self.on_ground:
             self.vy = 0.0
@@ -108,6 +112,11 @@ class EgoMotion:
         up_step = dx * up[0] + dy * up[1] + dz * up[2]
         forward_step = dx * look[0] + dy * look[1] + dz * look[2]
         return np.array([right_step, up_step, forward_step, zoom], np.float32)
+
+
+    def pose(self) -> CameraPose:
+        """Where the camera is now, in the play's own world frame (origin at the start's eye, yaw from the start)."""
+        return CameraPose(eye=(self.x, self.height, self.z), yaw=self.yaw, pitch=self.pitch, fov=self.fov)
 
 
 def clip_motion(keys: np.ndarray, camera: np.ndarray, start_pitch: float = 0.0) -> np.ndarray:

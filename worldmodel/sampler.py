@@ -41,6 +41,20 @@ def base_of(frame: FrameInputs) -> torch.Tensor:
     return (1 - frame.sigma[:, None, None, None]) * frame.x
 
 
+def latent_base(model: CausalDiT, prev: FrameInputs, camera: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
+    """The previous frame, turned by this frame's mouse move (and stepped as the keys walk, at the depth the
+    model reads from that frame) when the model was trained so, on the latent grid."""
+    base = base_of(prev)
+    if model.cfg.view_fov > 0:
+        inv_depth = None
+        if model.cfg.egomotion:
+            if motion is None:
+                raise ValueError("this model steps the camera with the keys (dit.egomotion): pass motion")
+            inv_depth = model.depth(prev.x, prev.sigma)
+        base = move_view(base, camera, model.cfg.view_fov, inv_depth, motion)
+    return base
+
+
 @torch.no_grad()
 def sample_frame(
     model: CausalDiT,
@@ -53,6 +67,7 @@ def sample_frame(
     cache: KVCache | None,
     pending: FrameInputs | None,
     motion: torch.Tensor | None = None,
+    base: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sample the latent of frame `pos` (B, C, h, w) from pure noise (B, C, h, w).
 
@@ -60,22 +75,17 @@ def sample_frame(
     step appends to the cache (its keys/values are computed in the same pass). Without a cache: `history` holds
     every frame 0 .. pos - 1 and the whole history is recomputed each step (slow; the reference for tests).
     motion (B, 4): the camera's step into this frame (worldmodel.egomotion), needed by a model with egomotion.
+    base (B, C, h, w): the residual base when the caller made it (the Session's world memory, reprojected on
+    pixels); by default the previous frame moved on the latent grid (latent_base).
     """
     B = noise.shape[0]
     prev = pending if cache is not None else (history[-1] if history else None)
     if prev is None:
         raise ValueError("sampling a frame needs at least one context frame")
-    # The previous frame, turned by this frame's mouse move (and stepped as the keys walk, at the depth the
-    # model reads from that frame) when the model was trained so. That is geometry, so guidance's null pass
-    # keeps it too: guidance amplifies only what the network learned of the action.
-    base = base_of(prev)
-    if model.cfg.view_fov > 0:
-        inv_depth = None
-        if model.cfg.egomotion:
-            if motion is None:
-                raise ValueError("this model steps the camera with the keys (dit.egomotion): pass motion")
-            inv_depth = model.depth(prev.x, prev.sigma)
-        base = move_view(base, camera, model.cfg.view_fov, inv_depth, motion)
+    # The base is geometry (a turn, a step, a reprojected memory), so guidance's null pass keeps it too:
+    # guidance amplifies only what the network learned of the action.
+    if base is None:
+        base = latent_base(model, prev, camera, motion)
     act_on = torch.ones(B, dtype=torch.bool, device=noise.device)
     levels = sigma_schedule(sampling.steps, sampling.shift)
     x = noise

@@ -7,21 +7,39 @@ and one decode, whatever the length of the play.
 
 Frames re-enter the context with a little fresh noise (sampling.context_sigma), as in training, against drift.
 A session runs a batch of B games at once: give (B, H, W, 3) images and B actions per step.
+
+With sampling.memory, each game also keeps a world memory (worldmodel/memory.py) of every pixel it has shown,
+placed in the world by the camera's pose (worldmodel.egomotion) and the depth head's estimate. A frame is then:
+  1. the memory rendered from the new pose, on pixels; what it does not cover is the last shown frame moved
+     by the step (move_view on pixels: the edge repeated where new things come into view);
+  2. that picture, encoded, is the residual base the network's change is added to (sampler.sample_frame);
+  3. the frame shown is the memory's pixels where it covers the view and the network's where it does not
+     (never-seen places, disocclusions) and under the arm and crosshair (drawn on the screen, not the world);
+  4. the new pixels join the memory, and the shown frame, encoded, joins the network's context.
+So a place seen once looks the same when the player comes back, and what the memory keeps is never resampled
+from frame to frame (no blur builds up). Attack and use drop the memory under the crosshair (a block may
+break or appear there), so the network paints the new state.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from data.actions import Action, stack
+from data.actions import KEY_INDEX, Action, stack
+from data.physics import REACH
+from data.render import overlay_mask
 from worldmodel.autoencoder import FrameAutoencoder, to_model_range, to_uint8
 from worldmodel.config import SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
 from worldmodel.egomotion import EgoMotion
+from worldmodel.memory import MemoryView, WorldMemory
 from worldmodel.sampler import FrameInputs, sample_frame
+from worldmodel.schedule import move_view
 
 
 class Session:
@@ -43,6 +61,18 @@ class Session:
         self.batch: int | None = None
         self.single = True
         self.pos = -1  # index of the newest frame
+        if sampling.memory and not dit.cfg.egomotion:
+            raise ValueError("sampling.memory needs a DiT with egomotion (a depth head and the camera's steps)")
+        self.memories: list[WorldMemory] = []
+        if sampling.memory:
+            # The arm and crosshair, one pixel wider: the network draws them a little blurred.
+            mask = torch.from_numpy(np.array(overlay_mask(self.image_size)))[None, None].float()
+            self.overlay = F.max_pool2d(mask, 3, stride=1, padding=1)[0, 0].bool().numpy()
+            # The crosshair is thin: what is behind it is filled in from around it and remembered. The arm hides
+            # too much to guess: the memory leaves it out, and the network paints what it hid when it comes to view.
+            c, r = self.image_size // 2, max(3, self.image_size // 16)
+            self.hand = self.overlay.copy()
+            self.hand[c - r : c + r + 1, c - r : c + r + 1] = False
 
     @property
     def image_size(self) -> int:
@@ -84,7 +114,18 @@ class Session:
         self.pending = start
         self.history = [start]
         self.pos = 0
-        return self._to_numpy(self.autoencoder.decode(z))
+        if not self.sampling.memory:
+            return self._to_numpy(self.autoencoder.decode(z))
+        # The memory starts from the picture itself, at the depth the network reads from it.
+        self.memories = [WorldMemory(size, self.sampling.memory_points) for _ in range(B)]
+        self.shown = np.array(images)
+        self.screen = self.shown.copy()
+        self.scenery = self._without_overlay(self.shown)
+        self.context_noise = torch.zeros_like(z)  # the start frame is clean
+        self.shown_depth = self._pixel_depth(start)
+        for memory, walk, frame, depth in zip(self.memories, self.walks, self.scenery, self.shown_depth):
+            memory.insert(frame, depth, walk.pose(), where=~self.hand)
+        return self.shown[0] if self.single else self.shown.copy()
 
     @torch.no_grad()
     def step(self, act: Action | Sequence[Action]) -> np.ndarray:
@@ -101,6 +142,9 @@ class Session:
         camera = torch.from_numpy(camera_np).to(self.device)
         motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
         pos = self.pos + 1
+        views, base = None, None
+        if self.memories:
+            views, base = self._memory_base(keys_np, camera, motion)
         z_hat = sample_frame(
             self.dit,
             self._noise(self._latent_shape()),
@@ -112,16 +156,94 @@ class Session:
             cache=self.cache,
             pending=self.pending,
             motion=motion.to(self.device),
+            base=base,
         )
+        painted = self.autoencoder.decode(z_hat)
+        if views is not None:
+            shown = self._compose(to_uint8(painted).permute(0, 2, 3, 1).cpu().numpy(), views)
+            z_hat = self.autoencoder.encode(to_model_range(torch.from_numpy(shown).permute(0, 3, 1, 2).to(self.device)))
         # The finished frame joins the context with a little fresh noise, the level it was trained to expect.
         s_c = self.sampling.context_sigma
-        x_ctx = (1 - s_c) * z_hat + s_c * self._noise(self._latent_shape())
+        self.context_noise = self._noise(self._latent_shape())
+        x_ctx = (1 - s_c) * z_hat + s_c * self.context_noise
         on = torch.ones(self.batch, dtype=torch.bool, device=self.device)
         self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on)
         if not self.use_cache:
             self.history.append(self.pending)
         self.pos = pos
-        return self._to_numpy(self.autoencoder.decode(z_hat))
+        if views is None:
+            return self._to_numpy(painted)
+        self._remember(shown, views)
+        return shown[0] if self.single else shown
+
+    # ------------------------------------------------------------------ the world memory
+
+    def _pixel_depth(self, frame: FrameInputs) -> np.ndarray:
+        """The depth head's inverse depth of a context frame, at pixel resolution: float32 (B, H, W). Keeps the
+        latent-resolution one (context_depth) for moving the context's noise."""
+        self.context_depth = self.dit.depth(frame.x, frame.sigma)  # (B, h, w)
+        size = self.image_size
+        rho = F.interpolate(self.context_depth[:, None], size=(size, size), mode="bilinear", align_corners=False)
+        return rho[:, 0].cpu().numpy()
+
+    def _memory_base(self, keys: np.ndarray, camera: torch.Tensor, motion: torch.Tensor) -> tuple[list[MemoryView], torch.Tensor]:
+        """Each game's memory seen from its new pose, and the residual base made from it (B, C, h, w)."""
+        # Where the memory has nothing: the last shown frame moved by the step on pixels (the edge repeated
+        # where new things come into view), as the network's base was made in training.
+        scenery = to_model_range(torch.from_numpy(self.scenery).permute(0, 3, 1, 2)).to(self.device)
+        moved = move_view(scenery, camera, self.dit.cfg.view_fov, torch.from_numpy(self.shown_depth).to(self.device), motion.to(self.device))
+        moved = to_uint8(moved).permute(0, 2, 3, 1).cpu().numpy()
+        views, pictures = [], []
+        for b, (memory, walk) in enumerate(zip(self.memories, self.walks)):
+            pose = walk.pose()
+            if keys[b, KEY_INDEX["attack"]] > 0.5 or keys[b, KEY_INDEX["use"]] > 0.5:
+                self._forget_target(memory, pose)
+            view = memory.render(pose)
+            picture = np.where(view.covered[..., None], view.image, moved[b])
+            # The arm and crosshair stay where they are on the screen: as in the start picture (the previous frame's
+            # would be the network's own drawing of them, redrawn from itself every frame, which drifts).
+            picture[self.overlay] = self.screen[b][self.overlay]
+            views.append(view)
+            pictures.append(picture)
+        z = self.autoencoder.encode(to_model_range(torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).to(self.device)))
+        # The base as the network was trained to see one: (1 - s) times the previous context frame moved, a
+        # context frame being (1 - s) z + s eps. The network sees that noise eps in its context and cancels it,
+        # so the base must carry the same noise, moved as the latent base would move it; only z is the memory's.
+        s = self.pending.sigma[:, None, None, None]
+        noise = move_view(self.context_noise, camera, self.dit.cfg.view_fov, self.context_depth, motion.to(self.device))
+        return views, (1 - s) * ((1 - s) * z + s * noise)
+
+    def _forget_target(self, memory: WorldMemory, pose) -> None:  # noqa: ANN001 (a CameraPose)
+        """Attack or use may break or place the block under the crosshair: drop what the memory holds there, as
+        wide as a block looks at that distance, so the network paints whatever is there now."""
+        view = memory.render(pose, fill_cracks=False)
+        c = self.image_size // 2
+        rho = float(view.inv_depth[c - 1 : c + 1, c - 1 : c + 1].max())
+        if rho * REACH < 1.0:
+            return  # nothing within reach under the crosshair
+        half = int(min(self.image_size // 4, np.ceil(0.75 * pose.focal(self.image_size) * rho) + 1))
+        memory.forget(pose, half, REACH + 1.0)
+
+    def _without_overlay(self, frames: np.ndarray) -> np.ndarray:
+        """Frames (B, H, W, 3) with the arm and crosshair filled in from around them: the world behind them."""
+        mask = self.overlay.astype(np.uint8)
+        return np.stack([cv2.inpaint(np.ascontiguousarray(f), mask, 3, cv2.INPAINT_TELEA) for f in frames])
+
+    def _compose(self, painted: np.ndarray, views: list[MemoryView]) -> np.ndarray:
+        """The frames shown: the memory's pixels where it covers the view, the network's elsewhere and under the
+        arm and crosshair."""
+        use_memory = np.stack([v.covered & ~self.overlay for v in views])[..., None]
+        return np.where(use_memory, np.stack([v.image for v in views]), painted)
+
+    def _remember(self, shown: np.ndarray, views: list[MemoryView]) -> None:
+        """Add the newly shown pixels to each memory, at the memory's own depth where it covered the view and the
+        depth head's estimate elsewhere."""
+        head = self._pixel_depth(self.pending)
+        for b, view in enumerate(views):
+            head[b] = np.where(view.covered, view.inv_depth, head[b])
+        self.shown, self.scenery, self.shown_depth = shown, self._without_overlay(shown), head
+        for b, (memory, walk, view) in enumerate(zip(self.memories, self.walks, views)):
+            memory.insert(self.scenery[b], head[b], walk.pose(), where=~view.covered & ~self.hand)
 
     def _to_numpy(self, frames: torch.Tensor) -> np.ndarray:
         out = to_uint8(frames).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
