@@ -30,6 +30,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
+from app.display import open_window  # noqa: E402
 from app.worlds import (  # noqa: E402
     DEFAULT_MODEL, DEFAULT_SCENE, FRAME_SIZE, QUANTS, SIMULATOR, ImageError, Session, SessionFactory, StartPoint,
     WorldFactory, image_start, model_label, scene_start, scenes, thread_count,
@@ -180,15 +181,24 @@ class PlayApp:
         self.step_ms = 0.0
         self.steps = 0
 
-        pygame.display.init()  # not pygame.init(): the audio mixer is never used, and fails on machines without sound
-        pygame.font.init()
+        # The model loads before the window opens, and open_window imports the rest of the model stack
+        # first: opening a window loads GL, after which importing triton crashes (see app/display.py).
+        self.open(start)
+        if settings.model != SIMULATOR:
+            # One frame on a throwaway session, so what the model loads lazily on its first step (the quant
+            # methods compile their CPU kernels on first use: a minute or more) happens while "loading" shows,
+            # not in a window that freezes and then swallows the keys pressed meanwhile.
+            warm = self.factory(settings.model, settings.quant, start, 0)
+            warm.start(start.image)
+            warm.step(NOOP)
         side = FRAME_SIZE * settings.scale
         panels = 2 if settings.side_by_side else 1
-        self.screen = pygame.display.set_mode((panels * side + (panels - 1) * GAP, BAR + side + HELP_BAR))
-        pygame.display.set_caption(f"worldmodel play: {model_label(settings.model)} ({settings.quant})")
+        self.screen = open_window((panels * side + (panels - 1) * GAP, BAR + side + HELP_BAR),
+                                  f"worldmodel play: {model_label(settings.model)} ({settings.quant})",
+                                  model_stack=settings.model != SIMULATOR)
+        pygame.font.init()
         self.font = pygame.font.Font(None, 20)
         self.capture(True)
-        self.open(start)
 
     # --- worlds ------------------------------------------------------------------------
 

@@ -158,6 +158,29 @@ def test_side_by_side_runs_the_simulator_on_the_same_actions(tmp_path):
         pygame.quit()
 
 
+def test_the_model_loads_before_the_window_opens(tmp_path, monkeypatch):
+    """Opening a window loads GL, after which importing triton crashes (issue 17, app/display.py):
+    the model and its libraries must be in before the window; the simulator alone imports none of them."""
+    imported = []
+    monkeypatch.setattr("app.display.import_model_stack", lambda: imported.append(pygame.display.get_surface()))
+    factory = WorldFactory("cpu")
+    windows = []
+
+    def loading(model, quant, start, seed):
+        windows.append(pygame.display.get_surface())
+        return factory(SIMULATOR, quant, start, seed)  # stands in for a model; opening it is what matters
+
+    start = start_point()
+    try:
+        PlayApp(PlaySettings(model="some-checkpoint", fps=1000, scale=2, out_dir=tmp_path), loading, start, [start])
+        assert windows and all(w is None for w in windows) and imported == [None]
+        pygame.quit()
+        PlayApp(PlaySettings(model=SIMULATOR, fps=1000, scale=2, out_dir=tmp_path), factory, start, [start])
+        assert imported == [None]
+    finally:
+        pygame.quit()
+
+
 def test_bad_image_gets_a_clear_message(tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
