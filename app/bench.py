@@ -18,6 +18,7 @@ BENCHES: dict[str, str] = {
     "quant": "quant.bench",  # int8 / LUT-GEMM: bytes, SQNR and speed against fp32
     "stream": "worldmodel.bench",  # streaming frames/s and memory, fp32 and each quant method
     "eval": "eval.bench",  # what one video of the evaluator costs, per dimension
+    "memory": "worldmodel.bench_memory",  # the world memory's cost in live play, and a 10,000-frame play's
 }
 
 

@@ -8,7 +8,7 @@ No model logic lives here.
 Controls (the KEYMAP and MOUSE_BUTTONS tables below):
     W A S D move · space jump · shift sneak · ctrl sprint · mouse look (pointer captured)
     left click attack · right click use · Esc frees the pointer (Esc again quits; click recaptures)
-    R reset · 1-9 start scenes · 0 the --image · P pause · F12 save the play as mp4 + action jsonl
+    R reset · 1-9 start scenes · 0 the --image · Q next quant method · P pause · F12 save the play as mp4 + action jsonl
 
 Held keys are tracked from KEYDOWN/KEYUP events rather than pygame.key.get_pressed(), so
 the loop behaves the same with events posted by a test. With --side-by-side the real
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import datetime
 import os
 import sys
@@ -54,7 +55,7 @@ MOUSE_BUTTONS: dict[int, str] = {1: "attack", 3: "use"}
 SCENE_KEYS: tuple[int, ...] = (pygame.K_1, pygame.K_2, pygame.K_3, pygame.K_4, pygame.K_5,
                                pygame.K_6, pygame.K_7, pygame.K_8, pygame.K_9)
 HELP = "WASD move  space jump  shift sneak  ctrl sprint  mouse look  Esc free pointer  " \
-       "R reset  1-9 scene  P pause  F12 save"
+       "R reset  1-9 scene  Q quant  P pause  F12 save"
 BAR = 22  # pixels of the label bar above the frames
 HELP_BAR = 40  # pixels of the help bar below them (two lines)
 GAP = 8  # pixels between the model and the simulator
@@ -216,6 +217,19 @@ class PlayApp:
         self.recording.add(self.frame, self.reference_frame, None)
         self.say(f"started from {start.name}")
 
+    def next_quant(self) -> None:
+        """Switch to the next quant method (fp32, int8, lut4, lut3) and restart from the same start point."""
+        if self.settings.model == SIMULATOR:
+            self.say("the simulator has no quant methods")
+            return
+        quant = QUANTS[(QUANTS.index(self.settings.quant) + 1) % len(QUANTS)]
+        self.say(f"loading {quant} ...", seconds=600.0)
+        self.draw()  # the load (a kernel build on first use) takes a while: say so before it starts
+        self.settings = dataclasses.replace(self.settings, quant=quant)
+        self.open(self.start)
+        self.held.release_all()  # keys released while loading never reached us
+        pygame.display.set_caption(f"worldmodel play: {model_label(self.settings.model)} ({quant})")
+
     def step(self) -> None:
         act = self.held.take_action(self.settings.deg_per_pixel, self.settings.invert_y)
         t0 = time.perf_counter()
@@ -278,6 +292,8 @@ class PlayApp:
             self.say("paused" if self.paused else "playing")
         elif key == pygame.K_r:
             self.open(self.start)
+        elif key == pygame.K_q:
+            self.next_quant()
         elif key == pygame.K_F12:
             self.save()
         elif key in SCENE_KEYS and SCENE_KEYS.index(key) < len(self.scene_picks):
@@ -385,7 +401,7 @@ def scene_picks() -> list[StartPoint | int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"'{DEFAULT_MODEL}' (assets/wm-default), a checkpoint folder, or '{SIMULATOR}'")
-    parser.add_argument("--quant", choices=QUANTS, default="fp32", help="how the transformer blocks run")
+    parser.add_argument("--quant", choices=QUANTS, default="fp32", help="how the transformer blocks run (Q switches while playing)")
     parser.add_argument("--scene", default=DEFAULT_SCENE, help="start scene: a name or an index into the 32 scenes")
     parser.add_argument("--image", type=Path, help="start from this picture instead (key 0 returns to it)")
     parser.add_argument("--side-by-side", action="store_true", help="show the real simulator beside the model")

@@ -61,6 +61,15 @@ def test_turning_reprojects_what_was_seen_like_the_simulator(scene):
     assert covered_psnr(view, turned) > 22.0
 
 
+def test_points_seen_from_too_far_back_are_not_shown(scene):
+    frame, rho, pose = sim(scene)
+    memory = WorldMemory(SIZE)
+    memory.insert(frame, np.full_like(rho, 0.5), pose)  # everything 2 blocks away
+    ahead = CameraPose((pose.eye[0], pose.eye[1], pose.eye[2] - 1.5), pose.yaw, pose.pitch, pose.fov)
+    assert not memory.render(ahead).covered.any()  # moved 1.5 blocks: 3/4 of their distance
+    assert memory.render(pose).covered.all()  # back where they were seen: all there again
+
+
 def test_walking_forward_reprojects_by_depth(scene):
     frame, rho, pose = sim(scene)
     memory = WorldMemory(SIZE)
@@ -71,9 +80,9 @@ def test_walking_forward_reprojects_by_depth(scene):
     view = memory.render(ahead_pose)
     assert view.covered.mean() > 0.85  # approached points span several pixels: no cracks
     assert covered_psnr(view, ahead) > 20.0
-    # The same walk with every point at the wrong depth (all at 2 blocks) is visibly worse.
+    # The same walk with every point at the wrong depth (all at 5 blocks) is visibly worse.
     wrong = WorldMemory(SIZE)
-    wrong.insert(frame, np.full_like(rho, 0.5), pose)
+    wrong.insert(frame, np.full_like(rho, 0.2), pose)
     assert covered_psnr(view, ahead) > covered_psnr(wrong.render(ahead_pose), ahead) + 2.0
 
 

@@ -181,6 +181,33 @@ def test_the_model_loads_before_the_window_opens(tmp_path, monkeypatch):
         pygame.quit()
 
 
+def test_q_switches_the_quant_method_and_restarts(tmp_path):
+    factory = WorldFactory("cpu")
+    asked = []
+
+    def loading(model, quant, start, seed):
+        asked.append(quant)
+        return factory(SIMULATOR, quant, start, seed)  # stands in for the model in each quant method
+
+    start = start_point()
+    try:
+        app = PlayApp(PlaySettings(model="some-checkpoint", fps=1000, scale=2, out_dir=tmp_path), loading, start, [start])
+        for _ in range(3):
+            app.tick()
+        first = app.session
+        asked.clear()
+        key(pygame.KEYDOWN, pygame.K_q)
+        app.tick()
+        assert app.settings.quant == "int8" and asked == ["int8"] and app.session is not first
+        assert "int8" in pygame.display.get_caption()[0]
+        for expected in ("lut4", "lut3", "fp32"):
+            key(pygame.KEYDOWN, pygame.K_q)
+            app.tick()
+            assert app.settings.quant == expected
+    finally:
+        pygame.quit()
+
+
 def test_bad_image_gets_a_clear_message(tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")

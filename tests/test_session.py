@@ -163,3 +163,47 @@ def test_walking_base_cached_equals_uncached_and_an_untrained_model_steps_by_geo
     step = torch.tensor([[0.0, 0.0, 0.098, 1.0]])  # 0.98 input x 0.1 acceleration
     assert torch.allclose(session.pending.x, move_view(start, torch.zeros(1, 2), 70.0, depth, step), atol=1e-5)
     assert not torch.allclose(session.pending.x, start, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def walking_dit(models):
+    _, dit = models
+    cfg = dataclasses.replace(DIT_CFG, view_fov=70.0, egomotion=True, depth_channels=8)
+    walking = CausalDiT(cfg).eval()
+    walking.load_state_dict({**walking.state_dict(), **dit.state_dict()})
+    return walking
+
+
+def test_world_memory_brings_back_the_start_after_a_full_circle(models, walking_dit):
+    ae, _ = models
+    sampling = SamplingConfig(steps=2, memory=True)
+    start = image(size=16)
+    session = Session(walking_dit, ae, sampling, seed=0)
+    assert (session.start(start) == start).all()  # the start picture itself, kept in the memory
+    turn = Action(camera=(0.0, 30.0))
+    frames = [session.step(turn) for _ in range(12)]
+    screen = session.overlay  # the arm and crosshair: drawn by the network, not remembered
+    np.testing.assert_array_equal(frames[-1][~screen], start[~screen])
+    assert not (frames[5][~screen] == start[~screen]).all()  # facing away it is another view
+    # Memory or not, the context and the cache behave the same: cached == uncached.
+    f1, z1 = play(Session(walking_dit, ae, sampling, seed=1, use_cache=True), start, ACTIONS * 2)
+    f2, z2 = play(Session(walking_dit, ae, sampling, seed=1, use_cache=False), start, ACTIONS * 2)
+    for a, b in zip(z1, z2):
+        assert torch.allclose(a, b, atol=1e-4)
+    np.testing.assert_array_equal(f1, f2)
+
+
+def test_world_memory_stays_bounded_in_a_long_play(models, walking_dit):
+    ae, _ = models
+    session = Session(walking_dit, ae, SamplingConfig(steps=1, memory=True, memory_points=4 * 16 * 16), seed=0)
+    session.start(image(size=16))
+    acts = [Action({"forward"}, (0.0, 7.0)), Action({"left", "jump"}, (2.0, -3.0)), Action({"attack"})]
+    for t in range(150):
+        session.step(acts[t % 3])
+        assert len(session.memories[0]) <= 4 * 16 * 16
+
+
+def test_world_memory_needs_the_depth_head(models):
+    ae, dit = models
+    with pytest.raises(ValueError, match="egomotion"):
+        Session(dit, ae, SamplingConfig(memory=True))

@@ -1,9 +1,9 @@
-"""Measure a world-model pipeline against the simulator, on worlds it never trained on (issue 4's checks).
+"""Measure a world-model pipeline against the simulator, on worlds it never trained on.
 
     worldmodel record --out runs/val64 --frames 10000 --seed 100000     # once: unseen worlds (training used seed 0)
     python -m worldmodel.measure --pipeline assets/wm-default --out runs/ship --strip docs/images/model_strip.png
 
-Writes OUT/measure.json, OUT/measure.md, OUT/rollout_1000.png (and the model strip). Four measurements:
+Writes OUT/measure.json, OUT/measure.md, OUT/rollout_1000.png (and the model and revisit strips). Five measurements:
 
 (a) fidelity: 8-frame rollouts from frames of runs/val64 (recorded with --seed 100000; training used seed 0),
     the clip's own recorded actions; PSNR/SSIM per frame against the clip's true frames (eval.fidelity), beside
@@ -17,6 +17,8 @@ Writes OUT/measure.json, OUT/measure.md, OUT/rollout_1000.png (and the model str
     true condition's frames each generated video is closest to (chance 25%).
 (c) a 1,000-frame play under a scripted action loop: finite latents, per-frame pixel mean/std ranges.
 (d) the strip: start frame + 12 generated frames (model row above the simulator's row).
+(e) revisits (worldmodel.revisit): a full circle, out and back, and an A -> B -> C -> A loop from the first scene
+    of each biome; the last frame against the first, model and simulator; a strip of a full circle.
 
 Everything runs on one thread (the machine is shared).
 """
@@ -43,6 +45,8 @@ from eval.pose import camera_turn
 from worldmodel.autoencoder import to_model_range, to_uint8
 from worldmodel.pipeline import WorldPipeline
 from worldmodel.egomotion import EgoMotion
+from worldmodel.revisit import measure_revisits, simulate, strip_rows
+from worldmodel.revisit import markdown as revisit_markdown
 from worldmodel.schedule import move_view, turn_view
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,13 +190,6 @@ CONDITIONS: dict[str, Action] = {
     "noop": Action(),
     "forward": Action(frozenset({"forward"})),
 }
-
-
-def simulate(scene, acts: list[Action], size: int) -> np.ndarray:  # noqa: ANN001 (a data.scenes.Scene)
-    game = scene.game(size)
-    frames = [game.reset()]
-    frames += [game.step(a) for a in acts]
-    return np.stack(frames)
 
 
 def flow_shift_x(a: np.ndarray, b: np.ndarray) -> float:
@@ -345,6 +342,7 @@ def long_play(pipe: WorldPipeline, frames: int, strip_path: Path) -> dict:
             "frames": f"{a + 1}-{min(a + 100, frames)}",
             "model_std": float(m[:, 1].mean()), "true_std": float(g[:, 1].mean()),
             "model_edge": float(m[:, 2].mean()), "true_edge": float(g[:, 2].mean()),
+            "edge_ratio": float(m[:, 2].mean() / max(g[:, 2].mean(), 1e-6)),
         })  # fmt: skip
     means, stds, edges = (np.array(stats)[:, i] for i in range(3))
     return {
@@ -418,6 +416,18 @@ def model_strip(pipe: WorldPipeline, path: Path, scene_name: str = "forest_0") -
     }
 
 
+# ---------------------------------------------------------------- (e) revisits
+
+
+def revisits(pipe: WorldPipeline, strip_path: Path) -> dict:
+    """worldmodel.revisit's paths, and the strip of the first scene's full circle."""
+    r = measure_revisits(pipe)
+    save_row(strip_path, strip_rows(r), scale=2, labels=["model", "truth"])
+    r.pop("strip")
+    r["strip_path"] = str(strip_path)
+    return r
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -469,14 +479,17 @@ def markdown(r: dict) -> str:
         f"last 100 {p['pixel_std_last_100']:.1f}); latent std {p['latent_std_min']:.2f}..{p['latent_std_max']:.2f}; "
         f"{p['fps']:.1f} frames/s (1 thread, machine shared). Strip: {p['strip']} (every 100th frame, model above the simulator).",
         "",
-        "| frames | model pixel std | true pixel std | model edge energy | true edge energy |",
-        "|---|---|---|---|---|",
-        *[f"| {g['frames']} | {g['model_std']:.1f} | {g['true_std']:.1f} | {g['model_edge']:.1f} | {g['true_edge']:.1f} |" for g in p["segments"]],
+        "| frames | model pixel std | true pixel std | model edge energy | true edge energy | model / true edge |",
+        "|---|---|---|---|---|---|",
+        *[f"| {g['frames']} | {g['model_std']:.1f} | {g['true_std']:.1f} | {g['model_edge']:.1f} | {g['true_edge']:.1f} | {g['edge_ratio']:.2f} |" for g in p["segments"]],
         "",
         f"## (d) strip: {r['strip']['path']} ({r['strip']['scene']}; {r['strip']['actions']})",
         "PSNR per frame: " + ", ".join(f"{v:.1f}" for v in r["strip"]["psnr_per_frame"]),
         "",
     ]
+    if "revisit" in r:
+        lines += [f"## (e) revisits: paths that come back to their start (strip: {r['revisit']['strip_path']})", "",
+                  revisit_markdown(r["revisit"])]
     return "\n".join(lines)
 
 
@@ -489,6 +502,8 @@ def main() -> int:
     parser.add_argument("--per-clip", type=int, default=2, help="rollouts per val clip (20 clips)")
     parser.add_argument("--scenes", type=int, default=16)
     parser.add_argument("--long-frames", type=int, default=1000)
+    parser.add_argument("--revisit-strip", default=str(REPO / "docs" / "images" / "revisit_strip.png"),
+                        help="PNG of a full circle, model above the simulator")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from data.clips import find_clips
@@ -512,6 +527,7 @@ def main() -> int:
         ("walking", lambda: walking_in_play(pipe, Path(args.val))),
         ("long_play", lambda: long_play(pipe, args.long_frames, out / "rollout_1000.png")),
         ("strip", lambda: model_strip(pipe, Path(args.strip))),
+        ("revisit", lambda: revisits(pipe, Path(args.revisit_strip))),
     ):
         t = time.time()
         result[name] = fn()

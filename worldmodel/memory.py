@@ -11,10 +11,16 @@ keeps never blurs; the network paints only what was never seen (what comes into 
     memory.insert(frame, inv_depth, pose, where)   # uint8 (H, W, 3), float (H, W) in 1/blocks, CameraPose, bool (H, W)
     view = memory.render(pose)                     # view.image, view.covered, view.inv_depth
 
-Rendering is z-buffered splatting. A point remembers how big a pixel was where it was seen (its depth over the
-focal length), so a point seen from afar and approached later covers a 2x2 or 3x3 block of pixels instead of
-leaving cracks; single-pixel cracks left by resampling (a turn moves points by fractions of a pixel) are
-filled from the nearest neighbour. The sky (inverse depth ~0) is kept as points far away, so turning needs no
+A point is shown only while the eye is within half the point's distance of where it was seen: depth read from
+one 64x64 picture is rough, and the error that makes on the screen grows with how far the eye has moved. So a
+turn on the spot, or coming back to where something was seen, shows it exactly; walking far from it, the
+network paints it afresh from its context (and that joins the memory as seen from there).
+
+Rendering is z-buffered splatting: a point lands between four pixel centres and gives each its share of its
+colour (bilinear), so a view seen before from the same place comes back exactly and a turn by a fraction of a
+pixel resamples smoothly. A point remembers how big a pixel was where it was seen (its depth over the focal
+length), so a point seen from afar and approached later covers a block of up to 4x4 pixels instead of leaving
+cracks; the cracks left between resampled points are filled from their nearest neighbour. The sky (inverse depth ~0) is kept as points far away, so turning needs no
 depth at all: a full circle from one place returns exactly the pixels it started from.
 
 Bounded: at most `capacity` points (19 bytes each), stored in chunks (a 16x16-pixel tile of one frame, sky
@@ -44,7 +50,11 @@ NEAR = 0.05  # blocks: points closer than this to the eye are not drawn
 # Points within 50% of the nearest depth at a pixel count as the same surface, and the oldest of them wins: depth
 # read from a picture is that rough, and a place painted later must not cover what was seen there before.
 SAME_SURFACE = 0.5
-MAX_SPLAT = 3  # a point covers at most 3x3 pixels; closer than that it leaves a hole for the network
+# A point is shown only while the eye is within this fraction of the point's distance from where it was seen
+# (see above). Measured on 1,000-frame plays: at 0.2 walking is painted almost all the time and blurs; with no
+# limit the rough depths mix into a speckle of points from everywhere; 0.5 keeps the detail with little speckle.
+RELIABLE = 0.5
+MAX_SPLAT = 4  # a point covers at most 4x4 pixels; closer than that it leaves a hole for the network
 
 
 @dataclass(frozen=True)
@@ -90,15 +100,16 @@ TILE = 16  # an insert is stored as chunks of at most TILE x TILE pixels (sky ap
 @dataclass
 class Chunk:
     """Points added together from one tile of one frame: positions, colours, and the world size of a pixel
-    where each was seen; a bounding sphere for culling, and when it was last in view."""
+    where each was seen (its depth there over the focal length). What the memory needs to know of a chunk as a
+    whole (bounding sphere, eye, when it was added and last seen) lives in WorldMemory's per-chunk tensors."""
 
     xyz: torch.Tensor  # (n, 3) float32
     rgb: torch.Tensor  # (n, 3) uint8
     pitch: torch.Tensor  # (n,) float32
-    center: torch.Tensor  # (3,)
-    radius: float
-    born: int
-    last_seen: int
+
+
+# One row per chunk, as tensors, so culling and bookkeeping are vector operations however many chunks there are.
+CHUNK_FIELDS = ("center", "radius", "eye", "focal", "farthest", "born", "last_seen", "count")
 
 
 class WorldMemory:
@@ -110,6 +121,11 @@ class WorldMemory:
         self.size = size
         self.capacity = capacity
         self.chunks: list[Chunk] = []
+        self.table: dict[str, torch.Tensor] = {
+            "center": torch.zeros(0, 3), "radius": torch.zeros(0), "eye": torch.zeros(0, 3), "focal": torch.zeros(0),
+            "farthest": torch.zeros(0), "born": torch.zeros(0, dtype=torch.int64),
+            "last_seen": torch.zeros(0, dtype=torch.int64), "count": torch.zeros(0, dtype=torch.int64),
+        }  # fmt: skip
         self.points = 0
         self.clock = 0  # counts renders and inserts: the recency that eviction goes by
         # Pixel centres in [-1, 1] (x right, y up), as the renderer casts its rays, and each pixel's tile.
@@ -140,17 +156,27 @@ class WorldMemory:
         tan_half = math.tan(math.radians(pose.fov) / 2)
         # Each ray as (1, u, v) in (forward, right, up): depth along the view axis scales it to the point.
         ray = torch.stack([torch.ones(n), self._u[pick] * tan_half, self._v[pick] * tan_half], dim=1)
-        xyz = torch.tensor(pose.eye, dtype=torch.float32) + (depth[:, None] * ray) @ pose.axes().float()
+        eye, focal = torch.tensor(pose.eye, dtype=torch.float32), pose.focal(self.size)
+        xyz = eye + (depth[:, None] * ray) @ pose.axes().float()
         rgb = torch.from_numpy(np.ascontiguousarray(frame).reshape(-1, 3))[pick]
-        pitch = depth / pose.focal(self.size)
-        group = self._tile[pick] * 2 + sky.long()
-        order = torch.argsort(group, stable=True)
-        counts = torch.bincount(group[order]).tolist()
-        for part in torch.split(order, [c for c in counts if c > 0]):
-            pts = xyz[part]
-            center = pts.mean(dim=0)
-            radius = float((pts - center).norm(dim=1).max())
-            self.chunks.append(Chunk(pts, rgb[part], pitch[part], center, radius, self.clock, self.clock))
+        # Chunks: the points of one tile, the sky apart (it is far, and would make a tile's sphere huge).
+        _, chunk = torch.unique(self._tile[pick] * 2 + sky.long(), return_inverse=True)
+        order = torch.argsort(chunk, stable=True)
+        xyz, rgb, depth, chunk = xyz[order], rgb[order], depth[order], chunk[order]
+        count = torch.bincount(chunk)
+        center = torch.zeros(len(count), 3).index_add_(0, chunk, xyz) / count[:, None]
+        radius = torch.zeros(len(count)).scatter_reduce_(0, chunk, (xyz - center[chunk]).norm(dim=1), "amax")
+        farthest = torch.zeros(len(count)).scatter_reduce_(0, chunk, depth, "amax")
+        sizes = count.tolist()
+        for pts, colours, pitch in zip(xyz.split(sizes), rgb.split(sizes), (depth / focal).split(sizes)):
+            self.chunks.append(Chunk(pts, colours, pitch))
+        k = len(sizes)
+        rows = {
+            "center": center, "radius": radius, "eye": eye.expand(k, 3), "focal": torch.full((k,), focal),
+            "farthest": farthest, "born": torch.full((k,), self.clock), "last_seen": torch.full((k,), self.clock),
+            "count": count,
+        }  # fmt: skip
+        self.table = {name: torch.cat([self.table[name], rows[name].to(self.table[name].dtype)]) for name in CHUNK_FIELDS}
         self.points += n
         if self.points > self.capacity:
             self._evict()
@@ -160,45 +186,51 @@ class WorldMemory:
         """Drop the points within `half_width` pixels of the view's centre and `max_distance` blocks of the eye
         (a block broken or placed under the crosshair). Returns how many were dropped."""
         dropped = 0
-        for chunk in self._visible(pose):
+        for i in self._visible(pose).tolist():
+            chunk = self.chunks[i]
             x, y, z = self._project(chunk.xyz, pose)
             c = self.size / 2
             hit = (z > NEAR) & (z <= max_distance) & (x - c).abs().le(half_width) & (y - c).abs().le(half_width)
             if bool(hit.any()):
                 keep = ~hit
-                chunk.xyz, chunk.rgb, chunk.pitch = chunk.xyz[keep], chunk.rgb[keep], chunk.pitch[keep]
+                self.chunks[i] = Chunk(chunk.xyz[keep], chunk.rgb[keep], chunk.pitch[keep])
+                self.table["count"][i] = int(keep.sum())
                 dropped += int(hit.sum())
         self.points -= dropped
-        self.chunks = [c for c in self.chunks if len(c.xyz)]
+        self._keep(self.table["count"] > 0)  # the spheres of the chunks left still bound them: no need to shrink
         return dropped
 
     def _evict(self) -> None:
         """Drop the chunks seen least recently until a tenth of the capacity is free, so this stays rare."""
-        self.chunks.sort(key=lambda c: c.last_seen)
-        target, dropped = int(self.capacity * 0.9), 0
-        while self.points - dropped > target:
-            chunk = self.chunks.pop(0)
-            dropped += len(chunk.xyz)
-        self.points -= dropped
+        order = torch.argsort(self.table["last_seen"], stable=True)
+        freed = torch.cumsum(self.table["count"][order], 0)
+        drop = order[: int(torch.searchsorted(freed, self.points - int(self.capacity * 0.9))) + 1]
+        keep = torch.ones(len(self.chunks), dtype=torch.bool)
+        keep[drop] = False
+        self._keep(keep)
+
+    def _keep(self, keep: torch.Tensor) -> None:
+        """Keep the chunks where `keep` (K,) is True, drop the rest."""
+        self.chunks = [c for c, k in zip(self.chunks, keep.tolist()) if k]
+        self.table = {name: values[keep] for name, values in self.table.items()}
+        self.points = int(self.table["count"].sum())
 
     # ------------------------------------------------------------------ reading
 
-    def _visible(self, pose: CameraPose) -> list[Chunk]:
-        """The chunks whose bounding sphere reaches into the view (frustum culling)."""
-        if not self.chunks:
-            return []
-        axes = pose.axes().float()
-        centers = torch.stack([c.center for c in self.chunks])  # (K, 3)
-        radii = torch.tensor([c.radius for c in self.chunks])
-        cam = (centers - torch.tensor(pose.eye, dtype=torch.float32)) @ axes.T  # (K, 3): forward, right, up
+    def _visible(self, pose: CameraPose) -> torch.Tensor:
+        """Indices of the chunks whose bounding sphere reaches into the view (frustum culling) and that were seen
+        from near enough here to be shown (see RELIABLE)."""
+        t = self.table
+        eye = torch.tensor(pose.eye, dtype=torch.float32)
+        cam = (t["center"] - eye) @ pose.axes().float().T  # (K, 3): forward, right, up
         # A little wider than the view, so points splatted over several pixels at the border are kept.
-        t = math.tan(math.radians(pose.fov) / 2) * (1 + 2 * MAX_SPLAT / self.size)
-        norm = math.sqrt(1 + t * t)
+        tan = math.tan(math.radians(pose.fov) / 2) * (1 + 2 * MAX_SPLAT / self.size)
+        norm = math.sqrt(1 + tan * tan)
         z, x, y = cam[:, 0], cam[:, 1], cam[:, 2]
-        inside = (z + radii > NEAR)
+        inside = (z + t["radius"] > NEAR) & ((t["eye"] - eye).norm(dim=1) <= RELIABLE * t["farthest"])
         for side in (x, -x, y, -y):
-            inside &= (side - t * z) / norm <= radii
-        return [self.chunks[i] for i in torch.nonzero(inside).flatten().tolist()]
+            inside &= (side - tan * z) / norm <= t["radius"]
+        return torch.nonzero(inside).flatten()
 
     def _project(self, xyz: torch.Tensor, pose: CameraPose) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Points' pixel positions x (right), y (down) and depth along the view axis (x, y valid where z > NEAR)."""
@@ -214,20 +246,28 @@ class WorldMemory:
         S = self.size
         self.clock += 1
         image, inv_depth = np.zeros((S, S, 3), np.uint8), np.zeros((S, S), np.float32)
-        chunks = self._visible(pose)
-        if not chunks:
+        visible = self._visible(pose)
+        if len(visible) == 0:
             return MemoryView(image, np.zeros((S, S), bool), inv_depth)
-        for chunk in chunks:
-            chunk.last_seen = self.clock
+        t = {name: values[visible] for name, values in self.table.items()}
+        self.table["last_seen"][visible] = self.clock
+        chunks = [self.chunks[i] for i in visible.tolist()]
         xyz = torch.cat([c.xyz for c in chunks])
         rgb_all = torch.cat([c.rgb for c in chunks])
-        born = torch.cat([torch.full((len(c.xyz),), c.born, dtype=torch.int64) for c in chunks])
+        pitch_all = torch.cat([c.pitch for c in chunks])
+        born = t["born"].repeat_interleave(t["count"])
         x, y, z_all = self._project(xyz, pose)
-        idx = torch.nonzero((z_all > NEAR) & (x > -MAX_SPLAT) & (x < S + MAX_SPLAT) & (y > -MAX_SPLAT) & (y < S + MAX_SPLAT)).flatten()
+        # Only points seen from near here: a point's place is as good as the depth it was read at, and the error
+        # that makes on the screen grows with how far the eye has moved since, over how far the point was.
+        baseline = (t["eye"] - torch.tensor(pose.eye, dtype=torch.float32)).norm(dim=1).repeat_interleave(t["count"])
+        reliable = baseline <= RELIABLE * pitch_all * t["focal"].repeat_interleave(t["count"])
+        idx = torch.nonzero(reliable & (z_all > NEAR) & (x > -MAX_SPLAT) & (x < S + MAX_SPLAT) & (y > -MAX_SPLAT) & (y < S + MAX_SPLAT)).flatten()
         x, y, z = x[idx], y[idx], z_all[idx]
         # How many pixels the point spans here: its size where it was seen over its size here.
-        pitch = torch.cat([c.pitch for c in chunks])[idx]
-        span = (pitch * pose.focal(S) / z).round().clamp(1, MAX_SPLAT).to(torch.int64)
+        pitch = pitch_all[idx]
+        # Bilinear splatting covers up to about 1.5 pixels between points; beyond that a block at least as wide as
+        # the gap, so walking up to a remembered wall does not break it into cracks.
+        span = torch.ceil(pitch * pose.focal(S) / z - 0.3).clamp(1, MAX_SPLAT).to(torch.int64)
         pix_x, pix_y, owner, weight = [], [], [], []
         # A point one pixel wide lands between four pixel centres: its colour goes to each in proportion to how
         # near it is (bilinear splatting), so a turn by a fraction of a pixel resamples smoothly, and a view seen

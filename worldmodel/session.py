@@ -17,7 +17,8 @@ placed in the world by the camera's pose (worldmodel.egomotion) and the depth he
      (never-seen places, disocclusions) and under the arm and crosshair (drawn on the screen, not the world);
   4. the new pixels join the memory, and the shown frame, encoded, joins the network's context.
 So a place seen once looks the same when the player comes back, and what the memory keeps is never resampled
-from frame to frame (no blur builds up). Attack and use drop the memory under the crosshair (a block may
+from frame to frame (no blur builds up). It costs a render of the memory, two encodes and a depth-head pass
+a frame, flat however long the play (the memory is bounded). Attack and use drop the memory under the crosshair (a block may
 break or appear there), so the network paints the new state.
 """
 
@@ -240,7 +241,7 @@ class Session:
         depth head's estimate elsewhere."""
         head = self._pixel_depth(self.pending)
         for b, view in enumerate(views):
-            head[b] = np.where(view.covered, view.inv_depth, head[b])
+            head[b] = np.where(view.covered, view.inv_depth, _aligned(head[b], view) * head[b])
         self.shown, self.scenery, self.shown_depth = shown, self._without_overlay(shown), head
         for b, (memory, walk, view) in enumerate(zip(self.memories, self.walks, views)):
             memory.insert(self.scenery[b], head[b], walk.pose(), where=~view.covered & ~self.hand)
@@ -250,3 +251,13 @@ class Session:
         return out[0] if self.single else out
 
 
+
+
+def _aligned(head: np.ndarray, view: MemoryView) -> float:
+    """The scale that brings the depth head's inverse depth (H, W) in line with the memory's where both see
+    the world: new points then join the remembered ones at a consistent distance, instead of floating in front
+    of or behind them (the head reads each frame afresh, and its scale wanders from frame to frame)."""
+    both = view.covered & (view.inv_depth > 0.02) & (head > 0.02)
+    if both.sum() < 32:
+        return 1.0
+    return float(np.clip(np.median(view.inv_depth[both] / head[both]), 0.5, 2.0))
