@@ -91,3 +91,14 @@ def grid_matches(
     back = cv2.remap(bwd, pts_b[:, 0].reshape(-1, 1), pts_b[:, 1].reshape(-1, 1), cv2.INTER_LINEAR).reshape(-1, 2)
     round_trip = np.linalg.norm(pts_b + back - pts_a, axis=1)
     return pts_a + 0.5, pts_b + 0.5, inside & (round_trip < fb_tol)
+
+
+def radial_flow(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean outward (away from the image centre) component of the flow a -> b, pixels: > 0 when the view expands."""
+    flow = dis_flow(a, b)
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    rx, ry = xs + 0.5 - w / 2, ys + 0.5 - h / 2
+    r = np.hypot(rx, ry)
+    ring = (r > 6) & (r < min(h, w) / 2 - 2)  # away from the crosshair and the borders
+    return float(np.mean((flow[..., 0] * rx + flow[..., 1] * ry)[ring] / r[ring]))

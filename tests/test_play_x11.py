@@ -119,19 +119,6 @@ class Client:
             self.proc.wait()
 
 
-def radial_flow(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean outward (from the image centre) component of the flow a -> b, pixels: > 0 when the view expands."""
-    from eval.flow import dis_flow
-
-    flow = dis_flow(a, b)
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    rx, ry = xs + 0.5 - w / 2, ys + 0.5 - h / 2
-    r = np.hypot(rx, ry)
-    ring = (r > 6) & (r < min(h, w) / 2 - 2)  # away from the crosshair and the borders
-    return float(np.mean((flow[..., 0] * rx + flow[..., 1] * ry)[ring] / r[ring]))
-
-
 def saved_play(out: Path):
     from data.actions import read_actions
     from data.clips import decode_mp4
@@ -175,6 +162,7 @@ def test_triton_is_safe_after_a_gl_window(x_display):
 @pytest.mark.parametrize("quant,extra", [("fp32", ["--side-by-side"]), ("int8", [])], ids=["fp32", "int8"])
 def test_play_a_minute_with_real_keys_and_mouse(x_display, tmp_path, quant, extra):
     """The shipped model in a real window: a minute of held keys and mouse motion, then a clean exit."""
+    from eval.flow import radial_flow
     from eval.pose import camera_turn
     from worldmodel.paths import DEFAULT_CHECKPOINT
 

@@ -40,7 +40,7 @@ from data.actions import Action, stack
 from data.physics import FOV
 from data.replay import replay_inverse_depth
 from eval.fidelity import fidelity_curves, psnr
-from eval.flow import dis_flow, grid_matches
+from eval.flow import dis_flow, grid_matches, radial_flow
 from eval.pose import camera_turn
 from worldmodel.autoencoder import to_model_range, to_uint8
 from worldmodel.pipeline import WorldPipeline
@@ -160,17 +160,6 @@ def fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
 
 
 # ---------------------------------------------------------------- (b) responsiveness
-
-
-def radial_flow(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean outward (away from the image centre) component of the flow a -> b, pixels: > 0 when the view expands."""
-    flow = dis_flow(a, b)
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    rx, ry = xs + 0.5 - w / 2, ys + 0.5 - h / 2
-    r = np.hypot(rx, ry)
-    ring = (r > 6) & (r < min(h, w) / 2 - 2)  # away from the crosshair and the borders
-    return float(np.mean((flow[..., 0] * rx + flow[..., 1] * ry)[ring] / r[ring]))
 
 
 def phase_shift_x(a: np.ndarray, b: np.ndarray) -> float:
