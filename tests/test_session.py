@@ -207,3 +207,22 @@ def test_world_memory_needs_the_depth_head(models):
     ae, dit = models
     with pytest.raises(ValueError, match="egomotion"):
         Session(dit, ae, SamplingConfig(memory=True))
+
+
+def test_attack_drops_the_memory_under_the_crosshair(models, walking_dit):
+    ae, _ = models
+    near = CausalDiT(walking_dit.cfg).eval()
+    near.load_state_dict(walking_dit.state_dict())
+    with torch.no_grad():  # the depth head reads everything as half a block away: within reach
+        near.depth.net[-1].weight.zero_()
+        near.depth.net[-1].bias.fill_(2.0)
+    session = Session(near, ae, SamplingConfig(steps=1, memory=True), seed=0)
+    session.start(image(size=16))
+    memory = session.memories[0]
+    dropped = []
+    forget = memory.forget
+    memory.forget = lambda *a, **k: dropped.append(forget(*a, **k)) or dropped[-1]
+    session.step(NOOP)
+    assert dropped == []  # nothing happens to the world without attack or use
+    session.step(Action({"attack"}))
+    assert len(dropped) == 1 and dropped[0] > 0
