@@ -161,6 +161,7 @@ class Session:
         )
         painted = self.autoencoder.decode(z_hat)
         if views is not None:
+            # What the player sees (the memory's pixels and the network's) is what the network remembers next.
             shown = self._compose(to_uint8(painted).permute(0, 2, 3, 1).cpu().numpy(), views)
             z_hat = self.autoencoder.encode(to_model_range(torch.from_numpy(shown).permute(0, 3, 1, 2).to(self.device)))
         # The finished frame joins the context with a little fresh noise, the level it was trained to expect.
