@@ -46,6 +46,11 @@ def test_config_validation_errors():
         AutoencoderConfig(downsample=4, decoder_blocks=(1, 1))
     with pytest.raises(ValueError, match="steps"):
         SamplingConfig(steps=0)
+    with pytest.raises(ValueError, match="memory must be true or false"):
+        SamplingConfig(memory="yes")
+    for bad in (1.5, float("nan"), 0):
+        with pytest.raises(ValueError, match="memory_points"):
+            SamplingConfig(memory_points=bad)
 
 
 def test_output_shape_and_zero_init():

@@ -153,8 +153,10 @@ class SamplingConfig:
             raise ValueError(f"sampling.guidance must be >= 0, got {self.guidance}")
         if self.guidance_steps < 0:
             raise ValueError(f"sampling.guidance_steps must be >= 0, got {self.guidance_steps}")
-        if self.memory_points < 1:
-            raise ValueError(f"sampling.memory_points must be >= 1, got {self.memory_points}")
+        if not isinstance(self.memory, bool):
+            raise ValueError(f"sampling.memory must be true or false, got {self.memory!r}")
+        if isinstance(self.memory_points, bool) or not isinstance(self.memory_points, int) or self.memory_points < 1:
+            raise ValueError(f"sampling.memory_points must be a whole number >= 1, got {self.memory_points!r}")
 
 
 STAGES = ("autoencoder", "world")
