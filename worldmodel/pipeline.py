@@ -83,6 +83,8 @@ class WorldPipeline:
     def __init__(self, autoencoder: FrameAutoencoder, dit: CausalDiT, sampling: SamplingConfig = SamplingConfig()):
         if autoencoder.cfg.latent_channels != dit.cfg.latent_channels or autoencoder.cfg.latent_size != dit.cfg.latent_size:
             raise ValueError("the autoencoder's latents do not match the DiT's input")
+        if sampling.memory and not dit.cfg.egomotion:
+            raise ValueError("sampling.memory needs a DiT with egomotion (its depth head places what the memory keeps)")
         self.autoencoder = autoencoder.eval()
         self.dit = dit.eval()
         self.sampling = sampling
