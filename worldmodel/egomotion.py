@@ -8,6 +8,7 @@ view easing is followed too.
 
     motion = EgoMotion()
     move = motion.step(keys_row, (d_pitch, d_yaw))   # (right, up, forward, zoom) for the frame this action makes
+    pose = motion.pose()                             # where the camera is now (for the world memory)
 
 The step is given in the camera frame of the NEW frame (after the look of the same tick, as the game looks,
 then moves): blocks to the right, up and forward; zoom is tan(new fov / 2) / tan(old fov / 2), how much wider
@@ -112,7 +113,6 @@ class EgoMotion:
         up_step = dx * up[0] + dy * up[1] + dz * up[2]
         forward_step = dx * look[0] + dy * look[1] + dz * look[2]
         return np.array([right_step, up_step, forward_step, zoom], np.float32)
-
 
     def pose(self) -> CameraPose:
         """Where the camera is now, in the play's own world frame (origin at the start's eye, yaw from the start)."""
