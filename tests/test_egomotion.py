@@ -75,3 +75,18 @@ def test_matches_the_game_on_open_ground():
 
 def test_clip_motion_of_no_actions_is_empty():
     assert clip_motion(np.zeros((0, 9)), np.zeros((0, 2))).shape == (0, 4)
+
+
+def test_pose_follows_the_steps_in_world_axes():
+    motion = EgoMotion()
+    forward = np.zeros(len(KEYS), np.float32)
+    forward[KEYS.index("forward")] = 1.0
+    for _ in range(20):
+        motion.step(forward, (0.0, 0.0))
+    north = motion.pose()
+    assert north.eye[2] < -3.0 and abs(north.eye[0]) < 1e-9 and north.eye[1] == 0.0  # yaw 0 walks north (-z)
+    motion.step(np.zeros(len(KEYS), np.float32), (0.0, 90.0))
+    for _ in range(40):  # the walk east; the first ticks still carry the northward speed, which friction stops
+        motion.step(forward, (0.0, 0.0))
+    east = motion.pose()
+    assert east.eye[0] > north.eye[0] + 3.0 and east.yaw == 90.0 and east.fov == north.fov
