@@ -57,6 +57,10 @@ def test_8_frame_rollouts_beat_copying_the_last_frame(pipe, tmp_path, record_pro
           f"another rollout's actions {result['model_shuffled_actions_psnr']:.2f} dB")
     assert model_db > copy_db
     assert model_db > result["model_shuffled_actions_psnr"] + 0.5  # it follows its own actions
+    # Against geometry alone (the last true frame turned and stepped at the simulator's true depth): a tie today
+    # (issue 11 asks for +1 dB, not reached); falling half a dB behind it would be a regression.
+    print(f"step_last {result['step_last_psnr']:.2f} dB, turn_last {result['turn_last_psnr']:.2f} dB")
+    assert model_db > result["step_last_psnr"] - 0.5
 
 
 def test_mouse_turns_the_view_and_forward_walks_it(pipe):
