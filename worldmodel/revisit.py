@@ -115,8 +115,8 @@ def strip_rows(r: dict, every: int = 3) -> list[list[np.ndarray]]:
 
 
 def main() -> int:
-    from worldmodel.measure import save_row
     from worldmodel.pipeline import WorldPipeline
+    from worldmodel.strips import save_row
 
     parser = argparse.ArgumentParser(description="Revisit measures: paths that come back to their start.")
     parser.add_argument("--pipeline", default=None, help="a pipeline folder (default: the shipped model)")
