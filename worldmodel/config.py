@@ -212,7 +212,7 @@ class TrainConfig:
     context_sigma_max: float = 0.3
     unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
     depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's loss (the simulator's inverse depth)
-    # With dit.base_input: the share of samples whose bases the world memory made (worldmodel.memory_bases), from
+    # With dit.base_input: the share of batches whose bases the world memory made (worldmodel.memory_bases), from
     # up to memory_clips training clips (0: all), the memory restarting every memory_restart frames.
     memory_base_prob: float = 0.0
     memory_clips: int = 0

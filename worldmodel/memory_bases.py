@@ -45,13 +45,12 @@ class MemoryBases:
     covered: torch.Tensor
     made: torch.Tensor
 
-    def sample(self, starts: torch.Tensor, seq_len: int, prob: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, starts: torch.Tensor, seq_len: int) -> dict[str, torch.Tensor]:
         """For the frames LatentClips.batch(starts, seq_len) gives: remembered (B, seq_len, C, h, w), covered
-        (B, seq_len, h, w) and use (B, seq_len) bool, which frames take the memory's base: in a share `prob` of
-        the samples, every frame but the first that has one."""
+        (B, seq_len, h, w) and use (B, seq_len) bool, which frames take the memory's base: every frame but the
+        first that has one."""
         frames = starts[:, None] + 1 + torch.arange(seq_len)[None]
-        chosen = torch.rand(len(starts), generator=generator) < prob
-        use = self.made[frames] & chosen[:, None]
+        use = self.made[frames].clone()
         use[:, 0] = False  # the first frame of a sample has no frame before it (its base is zero)
         return {"remembered": self.remembered[frames].float(), "covered": self.covered[frames].float(), "use": use}
 

@@ -424,6 +424,9 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
     if cfg.init_from:
         _init_dit_from(dit, Path(cfg.init_from))
     bases = memory_bases_for(cfg, out, clips, dit, ae, windows, dd) if cfg.memory_base_prob > 0 else None
+    memory_starts = train_starts[bases.made[train_starts + 2]] if bases is not None else None  # a memory from frame 2 on
+    if memory_starts is not None and len(memory_starts) == 0:
+        raise ValueError("no training window has memory bases: raise memory_clips or memory_restart")
     ema = copy.deepcopy(dit).eval().requires_grad_(False)
     decay_params = [p for n, p in dit.named_parameters() if p.ndim >= 2]
     other_params = [p for n, p in dit.named_parameters() if p.ndim < 2]
@@ -482,10 +485,12 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         lr = lr_at(cfg, step, progress, cfg.lr)
         for group in opt.param_groups:
             group["lr"] = lr
-        b = world_batch(clips, train_starts, cfg, gen, dd.device)
+        # With memory bases: a share memory_base_prob of the batches come from the clips that have them.
+        with_memory = bases is not None and float(torch.rand(1, generator=gen)) < cfg.memory_base_prob
+        b = world_batch(clips, memory_starts if with_memory else train_starts, cfg, gen, dd.device)
         if cfg.unroll_prob > 0 and float(torch.rand(1, generator=gen)) < cfg.unroll_prob:
             b["z"] = self_conditioned_context(dit, b, cfg)
-        memory = bases.sample(b["rows"], cfg.seq_len, cfg.memory_base_prob, gen) if bases is not None else None
+        memory = bases.sample(b["rows"], cfg.seq_len) if with_memory else None
         loss, per_frame = flow_loss(model, b["z"], b["keys"], b["camera"], b["act_mask"], b["sigma"], b["eps"],
                                     fov=dit.cfg.view_fov, motion=b.get("motion"), true_inv_depth=b.get("inv_depth"),
                                     depth_weight=cfg.depth_weight, memory=memory)  # fmt: skip
