@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -294,3 +295,6 @@ def test_workers_die_with_a_killed_parent(tmp_path, sig):
     finally:
         parent.kill()
         parent.wait()
+        for pid in [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]:
+            if _alive(pid):  # only when the test failed: leave no process behind
+                os.kill(pid, signal.SIGKILL)
