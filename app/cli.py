@@ -71,7 +71,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except USER_ERRORS as err:
+        if os.environ.get("WORLDMODEL_DEBUG") == "1":
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
     return int(code or 0)
+
+
+# What a person can get wrong (a path, a file's content, a setting) reaches here as one of these. The commands
+# catch what they expect themselves; this is the net under them, so a bad input never ends in a traceback.
+# WORLDMODEL_DEBUG=1 lets them through with their traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ For each job it writes, each file under a temporary dot-name then moved into pla
 
     DIR/ID.mp4        H.264, the start frame and one frame per action
     DIR/ID.jsonl      one action line per frame (VPT recorder shaped); the last line is a no-op pad
-    DIR/ID.meta.json  written last: a job is done exactly when it exists
+    DIR/ID.meta.json  written last: a job is done exactly when it exists and was made by the same job
 
 These are clips in the project's clip format (docs/FORMATS.md), so data.clips.read_clip and the
 evaluator read them as they are. A rerun skips the finished jobs and redoes the rest, so a killed
-run leaves nothing half-written that looks finished. Bad jobs are reported with JOBS:line and the
-others still run; the exit status is 1 when any job failed.
+run leaves nothing half-written that looks finished. meta.json keeps a digest of what made the
+video (model, start, actions, seed, quant): a job line edited since, or another --model, does not
+count as done; it is refused (the old video stays) unless --force, which makes it again. Bad jobs
+are reported with JOBS:line and the others still run; the exit status is 1 when any job failed.
 
 Spread over processes or machines with torchrun; job i goes to rank i % WORLD_SIZE (no collective
 operations are needed, so nothing is initialised):
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -132,7 +135,11 @@ def read_jobs(path: Path, default_quant: str = "fp32") -> list[Job]:
     if not path.is_file():
         raise JobError(f"{path}: no such job file")
     jobs, seen = [], {}
-    for lineno, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise JobError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    for lineno, text in enumerate(lines, start=1):
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         where = f"{path}:{lineno}"
@@ -140,6 +147,8 @@ def read_jobs(path: Path, default_quant: str = "fp32") -> list[Job]:
             record = json.loads(text)
         except ValueError as err:
             raise JobError(f"{where}: not JSON ({err})") from None
+        except RecursionError:
+            raise JobError(f"{where}: JSON nested too deeply") from None
         job = parse_job(record, path.parent, where, default_quant)
         if job.id in seen:
             raise JobError(f"{where}: id {job.id!r} is already used on line {seen[job.id]}")
@@ -156,8 +165,38 @@ def output_paths(out: Path, job_id: str) -> dict[str, Path]:
     return {suffix: out / f"{job_id}{suffix}" for suffix in (".mp4", ".jsonl", ".meta.json")}
 
 
-def is_done(out: Path, job_id: str) -> bool:
-    return (out / f"{job_id}.meta.json").is_file()
+def job_digest(job: Job, model: str) -> str:
+    """What the video depends on: the model, the start, the actions, the seed and the quant method."""
+    content = {
+        "model": model if model in (DEFAULT_MODEL, SIMULATOR) else str(Path(model).resolve()),
+        "start": job.start, "seed": job.seed, "quant": job.quant,
+        "actions": [[sorted(act.keys), list(act.camera)] for act in job.actions],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def finished_by_another_job(out: Path, job: Job, model: str) -> str | None:
+    """None when ID.meta.json is missing or was made by this job; else what differs, for the message."""
+    path = out / f"{job.id}.meta.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        made_by = meta.get("job") if isinstance(meta, dict) else None
+    except (ValueError, RecursionError):
+        return "its meta.json is unreadable"
+    if made_by == job_digest(job, model):
+        return None
+    if made_by is None:  # written before the digest was kept: compare what it says
+        meta = meta if isinstance(meta, dict) else {}
+        now = {"model": model_label(model), "quant": job.quant, "seed": job.seed, "actions": len(job.actions)}
+        changed = [f"{k}: {meta.get(k)!r} there, {v!r} now" for k, v in now.items() if meta.get(k) != v]
+        return "; ".join(changed) or None
+    then = meta.get("job_fields") or {}
+    now = {"model": model_label(model), "start": job.start, "quant": job.quant, "seed": job.seed,
+           "actions": len(job.actions)}
+    changed = [f"{k}: {then.get(k)!r} there, {v!r} now" for k, v in now.items() if then.get(k) != v]
+    return "; ".join(changed) or "the actions differ"
 
 
 def _versions() -> dict[str, str]:
@@ -191,14 +230,26 @@ def write_clip(out: Path, name: str, frames: np.ndarray, actions: list[Action],
     return paths
 
 
+def temp_names(job_id: str) -> re.Pattern[str]:
+    """The names of this job's temp files, and no other job's: `.ID.mp4.tmp`, `.ID.meta.json.tmp` (write_mp4,
+    write_atomic_bytes) and `.ID.jsonl.XXXXXXXX.tmp` (write_actions: mkstemp's 8 random characters). A glob
+    such as `.a.*.tmp` would also match job `a.b`'s files, which another process may be writing."""
+    stem = re.escape(job_id)
+    return re.compile(rf"\.{stem}\.(mp4|meta\.json|jsonl|jsonl\.[A-Za-z0-9_]{{8}})\.tmp")
+
+
 def remove_stale_temps(out: Path, job_id: str) -> None:
     """Temp files a killed run left for this job (only this job's owner ever touches them)."""
-    for tmp in out.glob(f".{job_id}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    mine = temp_names(job_id)
+    for tmp in out.glob(".*.tmp"):
+        if mine.fullmatch(tmp.name):
+            tmp.unlink(missing_ok=True)
 
 
 def run_job(job: Job, factory: SessionFactory, model: str, out: Path) -> dict[str, Path]:
     remove_stale_temps(out, job.id)
+    # Made again (--force): the old meta.json goes first, so a kill from here on leaves the job not done.
+    (out / f"{job.id}.meta.json").unlink(missing_ok=True)
     try:
         start = resolve_start(job.start)
     except ValueError as err:  # ImageError included
@@ -214,6 +265,9 @@ def run_job(job: Job, factory: SessionFactory, model: str, out: Path) -> dict[st
         "model": model_label(model), "quant": job.quant, "seed": job.seed,
         "start": start.name, "actions_source": job.actions_source, "actions": len(job.actions),
         "seconds": round(seconds, 3), "frames_per_second": round(len(job.actions) / max(seconds, 1e-9), 2),
+        "job": job_digest(job, model),
+        "job_fields": {"model": model_label(model), "start": job.start, "quant": job.quant, "seed": job.seed,
+                       "actions": len(job.actions)},
     }
     return write_clip(out, job.id, frames, list(job.actions), meta)
 
@@ -239,16 +293,23 @@ def dist_env() -> tuple[int, int]:
 
 
 def run_jobs(jobs: list[Job], out: Path, factory: SessionFactory, model: str, rank: int = 0, world: int = 1,
-             progress: bool = True) -> Report:
-    """Run this rank's share of `jobs` (job i belongs to rank i % world), skipping finished ones."""
+             progress: bool = True, force: bool = False) -> Report:
+    """Run this rank's share of `jobs` (job i belongs to rank i % world), skipping finished ones. A job whose
+    output another job made (an edited line, another model) fails with a message, or is made again with force."""
     out.mkdir(parents=True, exist_ok=True)
     mine = jobs[rank::world]  # by position in the file: the split never depends on what is finished
     report = Report()
     bar = tqdm(mine, desc=f"generate rank {rank}/{world}" if world > 1 else "generate", unit="job",
                position=rank if world > 1 else None, disable=not progress, file=sys.stderr)
     for job in bar:
-        if is_done(out, job.id):
+        differs = finished_by_another_job(out, job, model)
+        if (out / f"{job.id}.meta.json").is_file() and differs is None:
             report.skipped.append(job.id)
+        elif differs is not None and not force:
+            message = (f"{job.where}: {out / (job.id + '.meta.json')} holds the output of a different job ({differs}); "
+                       "it is kept: pass --force to make it again, or choose another --out")
+            report.failed.append(message)
+            tqdm.write(f"failed: {message}", file=sys.stderr)
         else:
             try:
                 run_job(job, factory, model, out)
@@ -271,6 +332,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=thread_count, default=1,
                         help="CPU threads for the model; 0: torch's default (on a busy CPU one thread was 10x faster)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true",
+                        help="make again the jobs whose output in --out was made by a different job line or model")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -280,14 +343,22 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"error: cannot create the output folder {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     factory = WorldFactory(args.device, args.threads or None)
     try:
         if args.model != SIMULATOR and jobs[rank::world]:
             factory.pipeline(args.model, args.quant)  # fail here, once, rather than once per job
-        report = run_jobs(jobs, args.out, factory, args.model, rank, world, progress=not args.no_progress)
     except (FileNotFoundError, ImportError, ValueError, RuntimeError) as err:
         print(f"error: cannot load the model: {err}", file=sys.stderr)
-        return 1
+        return 2
+    report = run_jobs(jobs, args.out, factory, args.model, rank, world, progress=not args.no_progress, force=args.force)
     who = f"rank {rank}/{world}: " if world > 1 else ""
     failed = f"{len(report.failed)} failed (see above)" if report.failed else "0 failed"
     print(f"{who}{len(report.done)} generated, {len(report.skipped)} already done, {failed} -> {args.out}", flush=True)

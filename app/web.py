@@ -371,6 +371,25 @@ def serve(demo: Any, settings: WebSettings, block: bool = True) -> tuple[Any, st
     return app, url
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """ValueError unless a server could listen on host:port now. Checked before anything loads: Gradio's own
+    message for a port in use, or for an address that is no address, is "Cannot find empty port"."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise ValueError(f"--host {host!r} is not an address of this machine ({err})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as err:
+            hint = "; another server is using it: pick another --port" if err.errno == errno.EADDRINUSE else ""
+            raise ValueError(f"cannot listen on {host}:{port}: {err.strerror or err}{hint}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
     parser.add_argument("--port", type=int, default=7860)
@@ -400,6 +419,7 @@ def main(args: argparse.Namespace) -> int:
                                quants=tuple(args.quant or QUANTS), max_sessions=args.max_sessions,
                                max_frames_per_request=args.max_frames, max_batch_frames=args.max_batch_frames,
                                max_upload_bytes=int(args.max_upload_mb * 2**20))
+        check_can_listen(settings.host, settings.port)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

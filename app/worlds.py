@@ -16,6 +16,7 @@ message that says what is wrong.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -109,7 +110,12 @@ def load_image(path: str | Path, limits: ImageLimits = ImageLimits()) -> np.ndar
     if size == 0:
         raise ImageError(f"{path.name}: the file is empty")
     try:
-        with Image.open(path) as img:  # reads the header only
+        # PIL warns (DecompressionBombWarning) on opening a picture of over 89 million pixels; the limit on its
+        # sides just below refuses those with a clear message, so the warning would only be noise before it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)  # reads the header only
+        with img:
             if img.format not in IMAGE_FORMATS:
                 raise ImageError(f"{path.name}: {img.format} images are not accepted; use {', '.join(IMAGE_FORMATS)}")
             width, height = img.size

@@ -348,6 +348,8 @@ def read_actions(path: str | os.PathLike) -> list[Action]:
             raise ActionFormatError(f"{path}:{e.lineno}: bad JSON: {e.msg}") from None
         except ValueError as e:
             raise ActionFormatError(f"{path}: {e}") from None
+        except RecursionError:
+            raise ActionFormatError(f"{path}: JSON nested too deeply") from None
         if not isinstance(items, list):
             raise ActionFormatError(f"{path}: expected a JSON list of actions")
         where = [f"{path}: item {i}" for i in range(len(items))]
@@ -365,6 +367,8 @@ def read_actions(path: str | os.PathLike) -> list[Action]:
                 raise ActionFormatError(f"{path}:{lineno}: bad JSON: {e.msg} (column {e.colno})") from None
             except ValueError as e:
                 raise ActionFormatError(f"{path}:{lineno}: {e}") from None
+            except RecursionError:
+                raise ActionFormatError(f"{path}:{lineno}: JSON nested too deeply") from None
             where.append(f"{path}:{lineno}")
     actions, first_kind = [], None
     for item, place in zip(items, where):

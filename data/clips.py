@@ -140,8 +140,12 @@ def read_action_log(path: Path, strict: bool = False) -> tuple[list[Action], lis
         raise ClipError(f"{path}: action log missing")
     actions: list[Action] = []
     poses: list[dict[str, float]] | None = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
+    with open(path, "rb") as f:  # bytes, decoded line by line: a bad byte is reported with its line
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ClipError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte {err.start})") from err
             if not text.strip():
                 raise ClipError(f"{path}:{lineno}: empty line (one action line per frame is expected)")
             try:
@@ -150,6 +154,8 @@ def read_action_log(path: Path, strict: bool = False) -> tuple[list[Action], lis
                 raise ClipError(f"{path}:{lineno}: not JSON ({err.msg}, column {err.colno})") from err
             except ValueError as err:
                 raise ClipError(f"{path}:{lineno}: {err}") from err
+            except RecursionError as err:
+                raise ClipError(f"{path}:{lineno}: JSON nested too deeply") from err
             try:
                 actions.append(from_vpt_line(line))
                 if strict:
@@ -193,16 +199,23 @@ def decode_mp4(path: Path) -> tuple[np.ndarray, float | None]:
 
 def read_meta(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ClipError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except ValueError as err:
         raise ClipError(f"{path}: not JSON ({err})") from err
+    except RecursionError as err:
+        raise ClipError(f"{path}: JSON nested too deeply") from err
     if not isinstance(meta, dict) or meta.get("format") != CLIP_FORMAT:
         raise ClipError(f"{path}: not a {CLIP_FORMAT} metadata file")
-    if meta.get("format_version", 0) > CLIP_FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ClipError(f"{path}: field 'format_version' must be a whole number, got {version!r}")
+    if version > CLIP_FORMAT_VERSION:
         raise ClipError(f"{path}: clip format version {meta.get('format_version')} is newer than this reader "
                         f"({CLIP_FORMAT_VERSION}); update worldmodel")
     for key in ("frames", "width", "height", "fps"):
-        if not isinstance(meta.get(key), int) or meta[key] < 1:
+        if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int) or meta[key] < 1:
             raise ClipError(f"{path}: field {key!r} must be a positive integer, got {meta.get(key)!r}")
     return meta
 

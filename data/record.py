@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from data.terrain import BIOMES
+from data.worker_death import die_with_parent
 
 FPS = 20
 CLIP_FORMAT = "worldmodel-clip"
@@ -395,7 +396,8 @@ def record(
             # fork: workers start in milliseconds and inherit the factories (tests pass fakes).
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            with context.Pool(min(workers, len(jobs))) as pool:
+            # The workers die with this process: a killed recording must not go on writing into the folder.
+            with context.Pool(min(workers, len(jobs)), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 for frames in pool.imap_unordered(_record_job, jobs, chunksize=1):
                     report.frames += frames
                     report.recorded += 1
@@ -439,6 +441,9 @@ def main(args: argparse.Namespace) -> int:
         report = record(cfg, args.out, workers=args.workers, force=args.force, progress=not args.no_progress)
     except (ValueError, RecordRefused) as err:
         print(f"worldmodel record: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # --out in a place that cannot hold it: /proc, a read-only disk, no permission
+        print(f"worldmodel record: error: cannot write to {args.out}: {err.strerror or err}", file=sys.stderr)
         return 2
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -69,7 +69,7 @@ def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         return ModelSource(None if args.model == "default" else args.model, args.quant, device, args.seed)
     if args.quant is not None:
-        raise SystemExit("--quant applies to --model only")
+        raise ValueError("--quant applies to --model only")
     if args.ground_truth:
         return SimulatorSource()
     actions = {name: tuple(seq) for name, seq in pick_actions(cfg.actions).items()}
@@ -101,16 +101,16 @@ def main(args: argparse.Namespace) -> int:
         try:
             print(leaderboard(args.leaderboard))
         except FileNotFoundError as err:
-            print(f"worldmodel eval: {err}", file=sys.stderr)
+            print(f"error: {err}", file=sys.stderr)
             return 2
         return 0
     if args.train_idm:
         return _train_idm(args)
     if args.out is None:
-        print("worldmodel eval: --out DIR is required", file=sys.stderr)
+        print("error: --out DIR is required", file=sys.stderr)
         return 2
     if not (args.model or args.videos or args.ground_truth or args.baseline):
-        print("worldmodel eval: choose what to score: --model, --videos, --ground-truth or --baseline", file=sys.stderr)
+        print("error: choose what to score: --model, --videos, --ground-truth or --baseline", file=sys.stderr)
         return 2
 
     from eval import scorers as paper
@@ -121,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         plugged = paper.resolve_scorers({s.flag: getattr(args, s.flag) for s in paper.PAPER_SCORERS})
     except paper.ScorerUnavailable as err:
-        print(f"worldmodel eval: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     idm_path = args.idm or DEFAULT_PATH
     try:
@@ -138,13 +138,13 @@ def main(args: argparse.Namespace) -> int:
             jobs = make_jobs(cfg)
             truths = None
     except (FileNotFoundError, ValueError) as err:  # a missing checkpoint, folder or file; a bad action file
-        print(f"worldmodel eval: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     info = run_info(source, cfg, scorers, str(idm_path))
     try:
         prepare_folder(args.out, info, args.force)
     except FolderInUse as err:
-        print(f"worldmodel eval: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     rows = run_suite(source, jobs, args.out, scorers, cfg, truths)
     thumbs = _thumbnails(args.out, jobs, truths or (lambda j: simulate(j, cfg.size)))

@@ -21,6 +21,7 @@ a quantized model with `modules` filled in, which is what goes into
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +33,19 @@ def _check_modules(modules: tuple[str, ...] | None) -> None:
         raise ValueError(f"modules must be None or a tuple of module names, got {modules!r}")
 
 
+def _check_threshold(owner: str, threshold: object) -> None:
+    # NaN passes `< 0`, and would silently turn the outlier split off (no value is ever above NaN).
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < math.inf:
+        raise ValueError(f"{owner}.threshold must be a finite number >= 0, got {threshold!r}")
+
+
 @dataclass(frozen=True)
 class Int8Config:
     threshold: float = 6.0
     modules: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.threshold, (int, float)) or self.threshold < 0:
-            raise ValueError(f"Int8Config.threshold must be a number >= 0, got {self.threshold!r}")
+        _check_threshold("Int8Config", self.threshold)
         _check_modules(self.modules)
 
 
@@ -52,7 +58,7 @@ class LutConfig:
     modules: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.bits not in (2, 3, 4):
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or self.bits not in (2, 3, 4):
             raise ValueError(f"LutConfig.bits must be 2, 3 or 4, got {self.bits!r}")
         # Runs of 4 inputs, taken two at a time by the CPU kernel: a multiple of 8.
         if not isinstance(self.group_size, int) or self.group_size % 8 or not 8 <= self.group_size <= 1024:
@@ -73,8 +79,7 @@ class BnbConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("int8", "nf4"):
             raise ValueError(f"BnbConfig.kind must be 'int8' or 'nf4', got {self.kind!r}")
-        if not isinstance(self.threshold, (int, float)) or self.threshold < 0:
-            raise ValueError(f"BnbConfig.threshold must be a number >= 0, got {self.threshold!r}")
+        _check_threshold("BnbConfig", self.threshold)
         _check_modules(self.modules)
 
 
@@ -114,5 +119,7 @@ def config_from_dict(data: dict[str, Any]) -> QuantConfig:
     if unknown:
         raise ValueError(f"unknown field(s) {unknown} for quant config type {data['type']!r}")
     if fields.get("modules") is not None:
+        if not isinstance(fields["modules"], list):
+            raise ValueError(f"quant config 'modules' must be a list of module names, got {fields['modules']!r}")
         fields["modules"] = tuple(fields["modules"])
     return cls(**fields)

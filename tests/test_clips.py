@@ -210,6 +210,24 @@ def test_not_json_line_names_file_and_line(clips_dir, tmp_path):
         read_clip(stem)
 
 
+def test_non_utf8_action_log_names_file_and_line(clips_dir, tmp_path):
+    stem = copy_clip(clips_dir / "clip_000000", tmp_path)
+    lines = Path(f"{stem}.jsonl").read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3].replace(b'"tick"', b'"t\xffck"')
+    Path(f"{stem}.jsonl").write_bytes(b"".join(lines))
+    with pytest.raises(ClipError, match=r"clip\.jsonl:4: not UTF-8 text"):
+        read_clip(stem)
+
+
+@pytest.mark.parametrize("version", ["1", None, True, [1]])
+def test_a_format_version_that_is_not_a_number_is_a_clip_error(clips_dir, tmp_path, version):
+    stem = copy_clip(clips_dir / "clip_000000", tmp_path)
+    meta = json.loads(Path(f"{stem}.meta.json").read_text())
+    Path(f"{stem}.meta.json").write_text(json.dumps({**meta, "format_version": version}))
+    with pytest.raises(ClipError, match=r"clip\.meta\.json: field 'format_version' must be a whole number"):
+        read_clip(stem)
+
+
 def test_missing_meta_json_means_incomplete(clips_dir, tmp_path):
     stem = copy_clip(clips_dir / "clip_000000", tmp_path)
     Path(f"{stem}.meta.json").unlink()

@@ -224,3 +224,40 @@ def test_demo_falls_back_to_the_simulator_and_writes_its_files(tmp_path, monkeyp
     assert len(clip.frames) == len(demo.demo_actions()) + 1 and clip.meta["model"] == SIMULATOR
     strip = np.asarray(Image.open(tmp_path / "demo-strip.png"))
     assert strip.shape[0] > 128 and strip.shape[1] > 10 * 128
+
+
+# --- an edited job is not "done"; temp cleanup stays inside its own job -------------------
+
+def test_an_edited_job_is_refused_then_made_again_with_force(tmp_path, two_scenes):
+    path = write_jobs(tmp_path / "jobs.jsonl", [{"id": "a", "start": "seed-3", "actions": WALK[:2]}])
+    out = tmp_path / "out"
+    assert run_jobs(read_jobs(path), out, WorldFactory("cpu"), SIMULATOR, progress=False).done == ["a"]
+    old_video = (out / "a.mp4").read_bytes()
+    assert run_jobs(read_jobs(path), out, WorldFactory("cpu"), SIMULATOR, progress=False).skipped == ["a"]
+
+    write_jobs(path, [{"id": "a", "start": "seed-4", "actions": WALK[:2], "seed": 5}])  # start and seed changed
+    report = run_jobs(read_jobs(path), out, WorldFactory("cpu"), SIMULATOR, progress=False)
+    assert report.done == [] and report.skipped == [] and len(report.failed) == 1
+    assert "holds the output of a different job" in report.failed[0] and "seed: 0 there, 5 now" in report.failed[0]
+    assert "seed-4" in report.failed[0] and "--force" in report.failed[0]
+    assert (out / "a.mp4").read_bytes() == old_video  # kept
+
+    report = run_jobs(read_jobs(path), out, WorldFactory("cpu"), SIMULATOR, progress=False, force=True)
+    assert report.done == ["a"] and (out / "a.mp4").read_bytes() != old_video
+    assert json.loads((out / "a.meta.json").read_text())["seed"] == 5
+
+
+def test_temp_cleanup_leaves_another_jobs_files_alone(tmp_path):
+    for name in (".a.mp4.tmp", ".a.meta.json.tmp", ".a.jsonl.k2j_x9q0.tmp",  # job a's, left by a kill
+                 ".a.b.mp4.tmp", ".a.b.jsonl.abcdefgh.tmp", ".a.b.meta.json.tmp", ".a.jsonl.mp4.tmp"):  # a.b's, a.jsonl's
+        (tmp_path / name).write_text("x")
+    generate.remove_stale_temps(tmp_path, "a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".a.b.jsonl.abcdefgh.tmp", ".a.b.meta.json.tmp", ".a.b.mp4.tmp", ".a.jsonl.mp4.tmp"]
+
+
+def test_a_job_line_nested_too_deeply_is_a_job_error(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("[" * 50_000 + "\n")
+    with pytest.raises(JobError, match=f"{path}:1: JSON nested too deeply"):
+        read_jobs(path)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +25,8 @@ from data.record import (
     plan_clips,
     record,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -242,3 +249,52 @@ def test_record_10000_frames_reads_back(tmp_path):
     windows = ClipWindows(tmp_path, length=16)
     assert len(windows) == 20 * (500 // 16)
     assert windows[len(windows) - 1]["obs"].shape == (16, 3, 64, 64)
+
+
+# --- worker processes die with their parent ----------------------------------------------
+
+HANGING_RECORDER = """
+import os, sys, time
+from pathlib import Path
+from data.record import RecordConfig, record
+
+out = Path(sys.argv[1])
+
+def hanging_game(seed, biome, size):  # a worker that would record for a long time
+    (out.parent / f"worker-{os.getpid()}").write_text("")
+    time.sleep(120)
+
+record(RecordConfig(frames=4, clip_frames=1, size=16), out, workers=2, progress=False, game_factory=hanging_game)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_a_killed_parent(tmp_path, sig):
+    parent = subprocess.Popen([sys.executable, "-c", HANGING_RECORDER, str(tmp_path / "clips")], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("worker-*"))) < 2:
+            assert time.monotonic() < deadline and parent.poll() is None, "the workers never started"
+            time.sleep(0.05)
+        workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+        parent.send_signal(sig)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers), "workers outlived their parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]:
+            if _alive(pid):  # only when the test failed: leave no process behind
+                os.kill(pid, signal.SIGKILL)

@@ -254,3 +254,84 @@ def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path,
     resumed = run(tiny_config(steps=6, ckpt_every=3), tmp_path / "resumed", resume=True, windows=fake_windows)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+# --- an earlier run is never overwritten; a diverged run stops; the cache follows the data --------------
+
+def test_a_folder_that_holds_a_run_is_refused_without_resume_or_force(tmp_path):
+    from worldmodel.run_folder import RunFolderInUse, check_run_folder, clear_for_fresh_run
+
+    out = tmp_path / "run"
+    (out / "ckpt_world").mkdir(parents=True)
+    (out / "log.jsonl").write_text('{"stage": "world", "step": 500}\n')
+    for stages in (("autoencoder", "world"), ("world",)):
+        with pytest.raises(RunFolderInUse, match="holds an earlier run.*--resume.*--force"):
+            check_run_folder(out, stages, resume=False, force=False)
+    check_run_folder(out, ("world",), resume=True, force=False)
+    check_run_folder(out, ("world",), resume=False, force=True)
+    # The autoencoder stage alone, then the world stage into the same folder: the intended two-step use.
+    ae_only = tmp_path / "ae"
+    (ae_only / "autoencoder").mkdir(parents=True)
+    (ae_only / "log.jsonl").write_text("{}\n")
+    check_run_folder(ae_only, ("world",), resume=False, force=False)
+    clear_for_fresh_run(ae_only, ("world",))
+    assert (ae_only / "log.jsonl").exists() and (ae_only / "autoencoder").exists()
+    clear_for_fresh_run(out, ("autoencoder", "world"))
+    assert not (out / "log.jsonl").exists() and not (out / "ckpt_world").exists()
+
+
+def test_train_command_refuses_to_overwrite_a_run(tmp_path, capsys):
+    from app.cli import main
+
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"preset": "wm-tiny", "data": "clips"}))
+    (tmp_path / "clips").mkdir()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text('{"stage": "world", "step": 500}\n')
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "holds an earlier run (log.jsonl)" in err
+    assert (out / "log.jsonl").read_text() == '{"stage": "world", "step": 500}\n'  # untouched
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import worldmodel.train as train
+    from worldmodel.finite import NonFiniteError
+
+    real_loss, calls = train.reconstruction_loss, [0]
+
+    def diverging(pred, target, edge_weight):
+        calls[0] += 1
+        loss, parts = real_loss(pred, target, edge_weight)
+        return (loss * float("nan"), parts) if calls[0] == 5 else (loss, parts)
+
+    monkeypatch.setattr(train, "reconstruction_loss", diverging)
+    monkeypatch.setattr(train, "plot_losses", lambda out: None)  # matplotlib costs seconds, and is not the point
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match="autoencoder training stopped at step 5: the loss is nan"):
+        run(tiny_config(stages=("autoencoder",), ae_steps=8, ckpt_every=2), out, windows=fake_windows)
+    from worldmodel.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(out / "ckpt_ae")
+    assert meta["step"] == 4 and all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
+
+
+def test_the_latent_cache_follows_the_data_folder(tmp_path):
+    from worldmodel.autoencoder import FrameAutoencoder
+    from worldmodel.train import Dist, build_latents
+
+    ae = FrameAutoencoder(PRESETS["wm-tiny"][0]).eval()
+    for name, clips in (("a", 3), ("b", 1)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "clip_000000.jsonl").write_text(name)
+    count = lambda root, length, stride: FakeWindows(root, length, stride, clips=3 if root.endswith("a") else 1)  # noqa: E731
+    out = tmp_path / "run"
+    out.mkdir()
+    first = build_latents(tiny_config(data=str(tmp_path / "a")), out, ae, Dist(), count)
+    assert len(first.latents) == 3 * 24
+    assert len(build_latents(tiny_config(data=str(tmp_path / "b")), out, ae, Dist(), count).latents) == 24
+    # more clips recorded into the same folder: encoded again too
+    (tmp_path / "b" / "clip_000001.jsonl").write_text("b")
+    count_more = lambda root, length, stride: FakeWindows(root, length, stride, clips=2)  # noqa: E731
+    assert len(build_latents(tiny_config(data=str(tmp_path / "b")), out, ae, Dist(), count_more).latents) == 2 * 24

@@ -27,6 +27,32 @@ def _power_of_two(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
 
 
+def check_field_types(cfg: Any, prefix: str) -> None:
+    """Every field holds what its annotation says, and every number is finite.
+
+    JSON lets through what Python would happily compute with for a while: `"depth": 6.0` breaks deep inside
+    the model, and `"shift": Infinity` or `NaN` (which json.loads accepts) turns every generated frame black.
+    So a whole-number field refuses floats, a float field refuses NaN and infinities, and bools are not numbers.
+    """
+    for f in dataclasses.fields(cfg):
+        value, name, kind = getattr(cfg, f.name), f"{prefix}.{f.name}" if prefix else f.name, str(f.type)
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        if kind == "str" and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        if kind.startswith("tuple[int") and not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{name} must hold whole numbers, got {value!r}")
+        if kind.startswith("tuple[str") and not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must hold strings, got {value!r}")
+
+
 AUTOENCODER_KINDS = ("tiny", "pixels")
 
 
@@ -51,12 +77,15 @@ class AutoencoderConfig:
     decoder_blocks: tuple[int, ...] = (1, 1, 1)
 
     def __post_init__(self) -> None:
+        for name in ("encoder_blocks", "decoder_blocks"):
+            if not isinstance(getattr(self, name), (tuple, list)):
+                raise ValueError(f"autoencoder.{name} must be a list of whole numbers, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        check_field_types(self, "autoencoder")
         if self.kind not in AUTOENCODER_KINDS:
             raise ValueError(f"autoencoder.kind must be one of {AUTOENCODER_KINDS}, got {self.kind!r}")
         if self.kind == "pixels" and (self.latent_channels != 3 or self.downsample != 1):
             raise ValueError("autoencoder.kind 'pixels' needs latent_channels 3 and downsample 1")
-        object.__setattr__(self, "encoder_blocks", tuple(int(b) for b in self.encoder_blocks))
-        object.__setattr__(self, "decoder_blocks", tuple(int(b) for b in self.decoder_blocks))
         if not _power_of_two(self.downsample):
             raise ValueError(f"autoencoder.downsample must be a power of 2, got {self.downsample}")
         if self.image_size % self.downsample:
@@ -110,6 +139,7 @@ class DiTConfig:
     base_input: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self, "dit")
         if self.latent_size % self.patch_size:
             raise ValueError(f"dit.latent_size {self.latent_size} is not divisible by patch_size {self.patch_size}")
         if self.dim % self.heads or (self.dim // self.heads) % 2:
@@ -154,6 +184,7 @@ class SamplingConfig:
     memory_pixels: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self, "sampling")
         if not 1 <= self.steps <= 50:
             raise ValueError(f"sampling.steps must be in 1..50, got {self.steps}")
         if not 0.0 <= self.context_sigma < 1.0:
@@ -225,7 +256,10 @@ class TrainConfig:
     cache_batch: int = 64  # frames per batch when encoding the dataset into cached latents
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stages, (tuple, list)):
+            raise ValueError(f"stages must be a list out of {STAGES}, got {self.stages!r}")
         object.__setattr__(self, "stages", tuple(self.stages))
+        check_field_types(self, "")
         bad = [s for s in self.stages if s not in STAGES]
         if bad or not self.stages:
             raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {self.stages}")
@@ -303,11 +337,15 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
 
 def load_train_config(path: str) -> TrainConfig:
     """Read a training config JSON. A "preset" key fills autoencoder/dit from PRESETS before other keys apply."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such config file")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             values = json.load(f)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"{path}: not a JSON config ({type(err).__name__})") from err
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
     preset = values.pop("preset", None)
@@ -315,6 +353,9 @@ def load_train_config(path: str) -> TrainConfig:
         if preset not in PRESETS:
             raise ValueError(f"{path}: unknown preset {preset!r}; known: {sorted(PRESETS)}")
         ae, dit = PRESETS[preset]
+        for name in ("autoencoder", "dit"):
+            if not isinstance(values.get(name, {}), dict):
+                raise ValueError(f"{path}: {name!r} must be a JSON object, got {values[name]!r}")
         values["autoencoder"] = {**to_dict(ae), **values.get("autoencoder", {})}
         values["dit"] = {**to_dict(dit), **values.get("dit", {})}
     cfg = from_dict(TrainConfig, values, where=path)

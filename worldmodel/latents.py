@@ -4,8 +4,9 @@ Every clip becomes a run of latents (fp16) with the actions beside them. A train
 `seq_len` frames z[i+1 .. i+seq_len] with the actions that produced them, keys[i .. i+seq_len-1] (actions[t]
 makes frame t+1). Whole clips are held out for validation (chosen by a hash of the name, so stable).
 
-Saved as one safetensors file with the autoencoder's fingerprint, so a cache is reused only with the same
-autoencoder weights.
+Saved as one safetensors file whose metadata is its key: the autoencoder's fingerprint, the clip folder's
+(every clip file's name, size and modification time) and the window length. A cache is reused only when all
+three match, so pointing --data elsewhere or recording more clips encodes again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,25 @@ def fingerprint(autoencoder: FrameAutoencoder) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def data_fingerprint(root: str | Path) -> str:
+    """The clip folder as it is now: its path and every clip file's name, size and modification time (no reads)."""
+    from data.record import CLIP_SUFFIXES
+
+    root = Path(root)
+    digest = hashlib.sha1(str(root.resolve()).encode())
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path.name.endswith(CLIP_SUFFIXES) and not path.name.startswith(".") and path.is_file():
+                stat = path.stat()
+                digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(autoencoder: FrameAutoencoder, data: str | Path, window: int) -> dict[str, str]:
+    """Everything a latent cache is made from (see the module docstring)."""
+    return {"autoencoder": fingerprint(autoencoder), "data": data_fingerprint(data), "window": str(window)}
 
 
 def is_validation_clip(name: str, fraction: float = 0.05) -> bool:
@@ -77,23 +97,25 @@ class LatentClips:
             batch["inv_depth"] = self.inv_depth[frames].float()
         return batch
 
-    def save(self, path: Path, ae_fingerprint: str) -> None:
+    def save(self, path: Path, key: dict[str, str]) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         tensors = {"latents": self.latents, "keys": self.keys, "camera": self.camera, "segment": self.segment, "val": self.val.to(torch.uint8)}
         if self.motion is not None and self.inv_depth is not None:
             tensors.update(motion=self.motion, inv_depth=self.inv_depth)
-        save_file(tensors, str(tmp), metadata={"autoencoder": ae_fingerprint})
+        save_file(tensors, str(tmp), metadata=dict(key))
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, ae_fingerprint: str) -> "LatentClips | None":
+    def load(cls, path: Path, key: dict[str, str]) -> "LatentClips | None":
+        """The cache at `path` when it was made from `key` (cache_key), else None."""
         if not path.is_file():
             return None
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as f:
-            if (f.metadata() or {}).get("autoencoder") != ae_fingerprint:
-                return None  # encoded by another autoencoder
+            saved = f.metadata() or {}
+            if any(saved.get(name) != value for name, value in key.items()):
+                return None  # made from another autoencoder, other clips or another window length
         t = load_file(str(path))
         return cls(t["latents"], t["keys"], t["camera"], t["segment"], t["val"].bool(), t.get("motion"), t.get("inv_depth"))
 

@@ -27,20 +27,27 @@ from data.actions import Action
 from worldmodel.autoencoder import FrameAutoencoder
 from worldmodel.config import AutoencoderConfig, DiTConfig, SamplingConfig, from_dict, to_dict
 from worldmodel.dit import CausalDiT
+from worldmodel.finite import check_weights
 from worldmodel.paths import DEFAULT_CHECKPOINT
 from worldmodel.session import Session
 
 FORMAT = "worldmodel-pipeline"
 VERSION = 1
+TOP_LEVEL_KEYS = frozenset({"format", "version", "sampling"})  # of PATH/config.json; others are refused
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing (not a worldmodel checkpoint folder, or an incomplete one)")
     try:
-        return json.loads(path.read_text())
+        values = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"{path}: not a JSON config ({type(err).__name__})") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
+    return values
 
 
 def _load_weights(module: torch.nn.Module, path: Path) -> None:
@@ -50,6 +57,7 @@ def _load_weights(module: torch.nn.Module, path: Path) -> None:
         state = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for truncated/corrupt files
         raise ValueError(f"{path}: cannot read safetensors ({err}); the file is corrupt or truncated") from err
+    check_weights(state, str(path))
     try:
         missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
@@ -114,7 +122,13 @@ class WorldPipeline:
         top = _read_json(root / "config.json")
         if top.get("format") != FORMAT:
             raise ValueError(f"{root / 'config.json'}: not a {FORMAT} config")
-        if int(top.get("version", 0)) > VERSION:
+        unknown = sorted(set(top) - TOP_LEVEL_KEYS)
+        if unknown:
+            raise ValueError(f"{root / 'config.json'}: unknown key(s) {unknown}; known: {sorted(TOP_LEVEL_KEYS)}")
+        version = top.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"{root / 'config.json'}: version must be a whole number, got {version!r}")
+        if version > VERSION:
             raise ValueError(f"{root / 'config.json'}: version {top.get('version')} is newer than this code ({VERSION})")
         sampling = from_dict(SamplingConfig, top.get("sampling", {}), str(root / "config.json"))
         ae_cfg = from_dict(AutoencoderConfig, _read_json(root / "autoencoder" / "config.json"), str(root / "autoencoder" / "config.json"))

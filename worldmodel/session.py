@@ -38,6 +38,7 @@ from worldmodel.autoencoder import FrameAutoencoder, to_model_range, to_uint8
 from worldmodel.config import SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
 from worldmodel.egomotion import EgoMotion
+from worldmodel.finite import NonFiniteError
 from worldmodel.memory import MemoryView, WorldMemory
 from worldmodel.sampler import FrameInputs, sample_frame
 from worldmodel.schedule import move_view
@@ -161,6 +162,9 @@ class Session:
             base=base,
             covered=covered,
         )
+        if not bool(torch.isfinite(z_hat).all()):  # the loaders refuse NaN settings and weights; this is the last net
+            raise NonFiniteError(f"frame {pos}: the model produced NaN or infinite values; the checkpoint or its "
+                                 "sampling settings are broken (the frames would be black)")
         painted = self.autoencoder.decode(z_hat)
         if views is not None:
             # What the player sees (the memory's pixels and the network's) is what the network remembers next.

@@ -48,8 +48,10 @@ from worldmodel.checkpoint import (
 from worldmodel.config import TrainConfig, load_train_config, to_dict
 from worldmodel.dit import CausalDiT, DepthHead
 from worldmodel import memory_bases
-from worldmodel.latents import LatentClips, add_ground_truth, encode_windows, fingerprint, release_freed_memory
+from worldmodel.finite import stop_on_non_finite_loss
+from worldmodel.latents import LatentClips, add_ground_truth, cache_key, encode_windows, fingerprint, release_freed_memory
 from worldmodel.memory_bases import MemoryBases
+from worldmodel.run_folder import check_run_folder, clear_for_fresh_run
 from worldmodel.sampler import sigma_schedule
 from worldmodel.schedule import add_noise, flow_loss, model_base, sample_train_sigmas
 
@@ -239,6 +241,7 @@ def train_autoencoder(cfg: TrainConfig, out: Path, resume: bool, dd: Dist, windo
         obs = torch.stack([dataset[int(i)]["obs"][0] for i in idx]).to(dd.device)
         x = to_model_range(obs)
         loss, parts = reconstruction_loss(model(x), x, cfg.ae_edge_weight)
+        stop_on_non_finite_loss(loss, "autoencoder", step, ckpt_dir, dd)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.grad_clip)
@@ -384,9 +387,10 @@ def world_batch(clips: LatentClips, starts: torch.Tensor, cfg: TrainConfig, gen:
 
 def build_latents(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dd: Dist, windows: WindowsFactory) -> LatentClips:
     path = out / "latents.safetensors"
-    fp = fingerprint(ae)
+    chunk = cfg.seq_len + 1  # the shortest run a training sample needs: a clip's tail shorter than this is lost
+    # Rank 0 decides whether the cache matches and rewrites it if not; the others read what it left.
+    fp = cache_key(ae, cfg.data, chunk) if dd.main else {}
     if dd.main and LatentClips.load(path, fp) is None:
-        chunk = cfg.seq_len + 1  # the shortest run a training sample needs: a clip's tail shorter than this is lost
         dataset = windows(cfg.data, chunk, chunk)
         items = (dataset[i] for i in range(len(dataset)))
         clips = encode_windows(ae, items, total=len(dataset), batch_frames=cfg.cache_batch)
@@ -396,7 +400,6 @@ def build_latents(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dd: Dist, w
     if cfg.dit.egomotion and dd.main:
         cached = LatentClips.load(path, fp)
         if cached is not None and cached.motion is None:  # a cache from before egomotion: add the ground truth
-            chunk = cfg.seq_len + 1
             add_ground_truth(cached, windows(cfg.data, chunk, chunk))
             cached.save(path, fp)
         del cached
@@ -494,6 +497,7 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         loss, per_frame = flow_loss(model, b["z"], b["keys"], b["camera"], b["act_mask"], b["sigma"], b["eps"],
                                     fov=dit.cfg.view_fov, motion=b.get("motion"), true_inv_depth=b.get("inv_depth"),
                                     depth_weight=cfg.depth_weight, memory=memory)  # fmt: skip
+        stop_on_non_finite_loss(loss, "world model", step, ckpt_dir, dd)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
@@ -590,19 +594,25 @@ def save_pipeline(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dit: Causal
 # ---------------------------------------------------------------- entry points
 
 
-def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFactory = clip_windows, threads: int = 0) -> CausalDiT | None:
+def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFactory = clip_windows, threads: int = 0,
+        force: bool = False) -> CausalDiT | None:
     """Run the configured stages into `out` (same code with or without torchrun). Returns the EMA DiT, if trained.
 
+    A folder that holds an earlier run is refused unless resume (continue it) or force (start over in it).
     threads > 0 sets torch's CPU threads per process (0 leaves torch's default)."""
+    from worldmodel.pipeline import write_json_atomic
+
     if threads > 0:
         torch.set_num_threads(threads)
+    check_run_folder(out, cfg.stages, resume, force)  # before any rank can write: setup_dist waits for all of them
     dd = setup_dist()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        if dd.main and not resume and (out / "log.jsonl").exists():
-            (out / "log.jsonl").unlink()  # a fresh run starts a fresh log
         if dd.main:
-            (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+            out.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                clear_for_fresh_run(out, cfg.stages)
+            write_json_atomic(out / "config.json", to_dict(cfg))
+        dd.barrier()
         if "autoencoder" in cfg.stages:
             ae = train_autoencoder(cfg, out, resume, dd, windows)
         elif cfg.init_from:
@@ -628,6 +638,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config JSON (see worldmodel/configs/)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<config name> in the current folder)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in an --out that holds an earlier run (its log, checkpoints and pipeline are replaced)")
     parser.add_argument("--data", default=None, help="clip folder, overriding the config's data")
     parser.add_argument("--max-minutes", type=float, default=None, help="time budget of the world stage, overriding the config")
     parser.add_argument("--steps", type=int, default=None, help="world-model steps, overriding the config")
@@ -641,6 +653,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.resume and args.force:
+        raise ValueError("--resume continues the run in --out, --force starts it over: pass one of them")
     cfg = load_train_config(args.config)
     overrides = {}
     if args.data:
@@ -651,9 +665,11 @@ def main(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     cfg = dataclasses.replace(cfg, **overrides)
     if not cfg.data:
-        raise SystemExit("no data: set \"data\" in the config or pass --data")
+        raise ValueError("no data: set \"data\" in the config or pass --data")
+    if not os.path.isdir(cfg.data):
+        raise ValueError(f"{cfg.data}: no such folder of clips (the config's \"data\", or --data)")
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    run(cfg, out, resume=args.resume, threads=args.threads)
+    run(cfg, out, resume=args.resume, threads=args.threads, force=args.force)
     return 0
 
 

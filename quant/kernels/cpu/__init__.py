@@ -5,7 +5,10 @@ The sources beside this file are compiled with `torch.utils.cpp_extension.load`
 call in a fresh environment pays the ~1 minute compile. The kernels need AVX2 and
 FMA; on a CPU without them, or when the compiler is missing or fails, `load`
 returns None once with a warning and the layers fall back to their plain PyTorch
-reference path (correct, much slower).
+reference path (correct, much slower). The build never waits forever: a lock left by
+a killed build is detected and removed, and a build that takes longer than
+WORLDMODEL_KERNEL_BUILD_TIMEOUT seconds (default 900) falls back the same way
+(build_guard.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import warnings
 from pathlib import Path
 from types import ModuleType
+
+from quant.kernels.cpu.build_guard import guarded_build, timeout_from_env
 
 HERE = Path(__file__).resolve().parent
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
@@ -39,16 +44,17 @@ def load(name: str) -> ModuleType | None:
     if not _cpu_has_avx2_fma():
         warnings.warn(f"quant: this CPU lacks AVX2/FMA; {name} falls back to the slow reference path")
         return None
-    try:
-        from torch.utils.cpp_extension import load as build
+    from torch.utils.cpp_extension import _get_build_directory
+    from torch.utils.cpp_extension import load as build
 
-        return build(
-            name=f"worldmodel_quant_{name}",
-            sources=[str(HERE / f"{name}.cpp")],
-            extra_cflags=FLAGS,
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
-    except Exception as err:  # a missing compiler, a failed build: stay correct, get slow
-        warnings.warn(f"quant: could not build the {name} CPU kernel ({err}); using the slow reference path")
+    extension = f"worldmodel_quant_{name}"
+    try:
+        build_dir = Path(_get_build_directory(extension, verbose=False))
+    except Exception as err:  # noqa: BLE001 - no writable cache folder: stay correct, get slow
+        warnings.warn(f"quant: no folder to build the {name} CPU kernel in ({err}); using the slow reference path")
         return None
+    return guarded_build(
+        lambda: build(name=extension, sources=[str(HERE / f"{name}.cpp")], extra_cflags=FLAGS,
+                      extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=False),
+        build_dir, name, timeout_from_env(),
+    )
