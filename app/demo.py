@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from app.generate import write_clip
-    from data.record import write_mp4
+    from data.video import write_mp4
 
     model = args.model
     if model == DEFAULT_MODEL:

@@ -22,6 +22,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from data.files import write_text_atomic
+
+# Frames per second, which is also actions and physics ticks per second: one of each per frame.
+FPS = 20
+
 KEYS: tuple[str, ...] = ("forward", "back", "left", "right", "jump", "attack", "use", "sprint", "sneak")
 KEY_INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYS)}
 MATRIX_GAME_KEYS: tuple[str, ...] = KEYS[:6]
@@ -405,18 +410,3 @@ def write_actions(
     write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; an action log is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

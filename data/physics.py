@@ -53,8 +53,6 @@ from data.blocks import BREAKABLE, PLACED_BLOCK, SOLID, Block
 from data.render import View, raycast_block
 from data.world import World
 
-TICKS_PER_SECOND = 20
-
 # Body and eyes (blocks).
 HALF_WIDTH = 0.3
 HEIGHT = 1.8

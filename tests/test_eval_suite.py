@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from data.actions import write_actions
-from data.record import write_mp4
+from data.video import write_mp4
 from eval import cli
 from eval.idm import IDMConfig, InverseDynamicsModel, save_idm
 from eval.report import leaderboard

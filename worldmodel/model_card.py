@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from data.files import write_text_atomic
 
 # How assets/wm-default was trained: two runs into one folder, the second resuming the first; then a third run
 # starting from the second's pipeline (init_from) with the keys' step in the base and a depth head.
@@ -291,9 +292,7 @@ def main() -> int:
     bench = json.loads(Path(args.bench).read_text()) if args.bench and Path(args.bench).is_file() else None
     text = card(pipeline, Path(args.train), m, bench, Path(args.walk) if args.walk else None)
     out = pipeline / "MODEL_CARD.md"
-    tmp = out.with_name(".MODEL_CARD.md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text_atomic(out, text)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
