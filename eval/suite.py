@@ -250,8 +250,9 @@ def _frame_score(scorers: Scorers, dim: str, frames: np.ndarray, ours: Callable[
 
 def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scorers) -> dict[str, Any]:
     """Every dimension for one video (T, H, W, 3) uint8; JSON-ready."""
-    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, idm, pose, scenario
+    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario
     from eval import smoothness, temporal
+    from eval.idm import model as idm
 
     row: dict[str, Any] = {"name": job.name, "scene": job.scene, "action": job.action, "kind": job.kind}
     row["frames"] = int(len(frames))
