@@ -356,3 +356,20 @@ def make_player(name: str, seed: int) -> Player:
     if name not in PLAYERS:
         raise ValueError(f"unknown player {name!r}; choose one of {', '.join(PLAYERS)}")
     return PLAYERS[name](seed)
+
+
+def long_play_actions(n: int) -> list[Action]:
+    """A scripted loop of 20-frame segments: walk, turn while walking, look around, jump, back up."""
+    segments = [
+        Action(frozenset({"forward"})),
+        Action(frozenset({"forward"}), (0.0, 5.0)),
+        Action(camera=(0.0, -8.0)),
+        Action(),
+        Action(frozenset({"forward", "jump"})),
+        Action(camera=(3.0, 0.0)),
+        Action(camera=(-3.0, 4.0)),
+        Action(frozenset({"back"})),
+        Action(frozenset({"left"})),
+        Action(frozenset({"forward", "sprint"}), (0.0, -3.0)),
+    ]
+    return [segments[(t // 20) % len(segments)] for t in range(n)]

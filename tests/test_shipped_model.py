@@ -4,7 +4,7 @@ from the generated frames), a 1,000-frame play is still a world with detail, and
 circle, an out-and-back walk and an A -> B -> C -> A loop come back to what they started from.
 
 Slow (loading the real model, recording a few fresh clips, playing 1,000 frames); skipped when assets/wm-default
-is not there. The same measures, on more rollouts, are in assets/wm-default/MODEL_CARD.md (worldmodel/measure.py).
+is not there. The same measures, on more rollouts, are in assets/wm-default/MODEL_CARD.md (eval/measure/).
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def test_shipped_default_loads_with_its_sampling(pipe):
 def test_8_frame_rollouts_beat_copying_the_last_frame(pipe, tmp_path, record_property):
     """Fresh recordings of unseen worlds (8 clips x 120 frames, the human-like mixed player), 16 rollouts."""
     from data.record import RecordConfig, record
-    from worldmodel.measure import fidelity
+    from eval.measure.rollout_fidelity import rollout_fidelity
 
     record(RecordConfig(frames=8 * 120, clip_frames=120, seed=UNSEEN_RECORD_SEED), tmp_path, workers=1, progress=False)
-    result = fidelity(pipe, tmp_path, per_clip=2)
+    result = rollout_fidelity(pipe, tmp_path, per_clip=2)
     model_db, copy_db = result["model_psnr"], result["copy_last_psnr"]
     record_property("psnr_model_db", model_db)
     record_property("psnr_copy_last_db", copy_db)
@@ -66,7 +66,7 @@ def test_8_frame_rollouts_beat_copying_the_last_frame(pipe, tmp_path, record_pro
 def test_mouse_turns_the_view_and_forward_walks_it(pipe):
     """From 4 benchmark scenes, 8 frames each: yaw read back from the generated frames by eval.pose, and walking
     as the outward (radial) optical flow of the picture, both as from the simulator's own frames."""
-    from worldmodel.measure import responsiveness
+    from eval.measure.responsiveness import responsiveness
 
     r = responsiveness(pipe, n_scenes=4)
     model, truth = r["stats"]["model"], r["stats"]["simulator"]
@@ -80,7 +80,7 @@ def test_mouse_turns_the_view_and_forward_walks_it(pipe):
 
 
 def test_1000_frame_play_is_still_a_world(pipe, tmp_path):
-    from worldmodel.measure import long_play
+    from eval.measure.long_play import long_play
 
     r = long_play(pipe, 1000, tmp_path / "strip.png")
     print({k: r[k] for k in ("first_flat_frame", "pixel_std_last_100", "edge_last_100", "true_edge_mean", "fps")})
@@ -96,7 +96,7 @@ def test_1000_frame_play_is_still_a_world(pipe, tmp_path):
 
 @pytest.fixture(scope="module")
 def revisits(pipe):
-    from worldmodel.revisit import measure_revisits, revisit_scenes
+    from eval.measure.revisit import measure_revisits, revisit_scenes
 
     return measure_revisits(pipe, revisit_scenes()[::2])  # 4 of the 8 biomes
 

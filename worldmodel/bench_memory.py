@@ -41,7 +41,7 @@ def run(quick: bool) -> list[dict]:
 
     from data.actions import Action
     from data.scenes import get_scene
-    from worldmodel.measure import long_play_actions
+    from data.players import long_play_actions
     from worldmodel.pipeline import WorldPipeline
 
     torch.set_num_threads(1)

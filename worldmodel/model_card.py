@@ -3,7 +3,7 @@
     python -m worldmodel.model_card --pipeline assets/wm-default --train runs/wm-default --walk runs/wm-walk \
         --measure runs/ship/measure.json --bench runs/ship/bench.json
 
-measure.json comes from `python -m worldmodel.measure`, bench.json from `worldmodel bench stream --json`.
+measure.json comes from `python -m eval.measure`, bench.json from `worldmodel bench stream --json`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def limitations(f: dict, s: dict, p: dict, dit: dict, minutes: float) -> list[st
 
 
 def walking_lines(w: dict) -> list[str]:
-    """Walking measured where the recorded player was already walking forward (worldmodel.measure.walking_in_play)."""
+    """Walking measured where the recorded player was already walking forward (eval.measure.responsiveness.walking_in_play)."""
     if not w.get("windows"):
         return []
     return [
@@ -213,7 +213,7 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         )
     lines += [
         "",
-        "## Measured (`python -m worldmodel.measure`, worlds it never trained on)",
+        "## Measured (`python -m eval.measure`, worlds it never trained on)",
         f"### Fidelity: {f['rollouts']} rollouts of {f['horizon']} frames",
         f"From frames of runs/val64 (record seed 100000), each with its clip's recorded actions, against the clip's true frames.",
         "",
@@ -273,7 +273,7 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
     lines += ["## Known limitations"] + limitations(f, s, p, dit, ae_minutes + world_minutes + walk_minutes) + [
         "",
         "Reproduce the measurements: `worldmodel record --out runs/val64 --frames 10000 --seed 100000`, then "
-        "`python -m worldmodel.measure --pipeline assets/wm-default --out runs/ship --strip docs/images/model_strip.png`.",
+        "`python -m eval.measure --pipeline assets/wm-default --out runs/ship --strip docs/images/model_strip.png`.",
         "",
     ]
     return "\n".join(lines).rstrip() + "\n"
