@@ -26,7 +26,7 @@ from quant import (
     save_quantized,
 )
 from quant import reference
-from quant.int8 import pack_int8, packed_columns, unpack_int8
+from quant.int8_layout import pack_int8, packed_columns, unpack_int8
 from quant.kernels.cpu import load as load_cpu_kernel
 from quant.lut import (
     codes_to_signs,
