@@ -1,4 +1,4 @@
-"""The shipped default checkpoint (assets/wm-default) against what its issues asked, on worlds it never trained on:
+"""The shipped default checkpoint (assets/wm-default) against its targets, on worlds it never trained on:
 8-frame rollouts beat copying the last frame, the mouse turns the view and forward walks it (both read back
 from the generated frames), a 1,000-frame play is still a world with detail, and the world persists: a full
 circle, an out-and-back walk and an A -> B -> C -> A loop come back to what they started from.
@@ -37,7 +37,7 @@ def pipe():
 
 def test_shipped_default_loads_with_its_sampling(pipe):
     assert pipe.image_size == 64
-    assert 1 <= pipe.sampling.steps <= 4  # the issue allows at most 4 sampling steps a frame
+    assert 1 <= pipe.sampling.steps <= 4  # at most 4 sampling steps a frame, the target
     assert pipe.dit.cfg.view_fov == 70.0 and pipe.dit.cfg.egomotion  # the base turns with the mouse, steps with the keys
     assert pipe.sampling.memory  # each view starts from the world memory
     assert all(torch.isfinite(p).all() for p in pipe.dit.parameters())
@@ -58,7 +58,7 @@ def test_8_frame_rollouts_beat_copying_the_last_frame(pipe, tmp_path, record_pro
     assert model_db > copy_db
     assert model_db > result["model_shuffled_actions_psnr"] + 0.5  # it follows its own actions
     # Against geometry alone (the last true frame turned and stepped at the simulator's true depth): a tie today
-    # (issue 11 asks for +1 dB, not reached); falling half a dB behind it would be a regression.
+    # (the target of +1 dB is not reached); falling half a dB behind it would be a regression.
     print(f"step_last {result['step_last_psnr']:.2f} dB, turn_last {result['turn_last_psnr']:.2f} dB")
     assert model_db > result["step_last_psnr"] - 0.5
 
@@ -89,7 +89,7 @@ def test_1000_frame_play_is_still_a_world(pipe, tmp_path):
     # Still pictures with structure, not a wash, all along: the simulator's frames measure about 60 and 16 here.
     stds, edges = [g["model_std"] for g in r["segments"]], [g["model_edge"] for g in r["segments"]]
     assert min(stds) > 8.0 and np.mean(stds) > 20.0 and np.mean(edges) > 3.0
-    # As much detail as the simulator's frames, within 30%, in every 100 frames (issue 11).
+    # As much detail as the simulator's frames, within 30%, in every 100 frames.
     assert min(g["edge_ratio"] for g in r["segments"]) >= 0.7
     assert not math.isnan(r["fps"])
 
