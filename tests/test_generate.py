@@ -152,7 +152,6 @@ WorldPipeline(FrameAutoencoder(ae), CausalDiT(dit)).save_pretrained(sys.argv[1])
 
 
 def tiny_model_and_jobs(tmp_path: Path, count: int, frames: int) -> tuple[Path, Path]:
-    pytest.importorskip("worldmodel.pipeline")
     model = tmp_path / "tiny"
     subprocess.run([sys.executable, "-c", TINY, str(model)], check=True, cwd=REPO)
     Image.fromarray(np.full((80, 120, 3), 90, np.uint8)).save(tmp_path / "start.png")
