@@ -33,7 +33,6 @@ operations are needed, so nothing is initialised):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -48,11 +47,19 @@ from tqdm import tqdm
 
 from app.scripts import ScriptError, parse_script_text, read_script
 from app.worlds import (
-    DEFAULT_MODEL, QUANTS, SIMULATOR, ImageError, SessionFactory, WorldFactory, model_label, resolve_start,
-    roll_out, thread_count,
+    DEFAULT_MODEL,
+    QUANTS,
+    SIMULATOR,
+    ImageError,
+    SessionFactory,
+    WorldFactory,
+    model_label,
+    resolve_start,
+    roll_out,
+    thread_count,
 )
 from data import clip_files
-from data.actions import FPS, NOOP, Action, write_actions
+from data.actions import FPS, NOOP, Action
 
 JOB_FIELDS: frozenset[str] = frozenset({"id", "start", "actions", "frames", "seed", "quant"})
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -33,8 +33,21 @@ import pygame  # noqa: E402
 
 from app.display import open_window  # noqa: E402
 from app.worlds import (  # noqa: E402
-    DEFAULT_MODEL, DEFAULT_SCENE, FRAME_SIZE, QUANTS, SIMULATOR, ImageError, Session, SessionFactory, StartPoint,
-    WorldFactory, image_start, model_label, scene_start, scenes, thread_count,
+    DEFAULT_MODEL,
+    DEFAULT_SCENE,
+    FRAME_SIZE,
+    QUANTS,
+    SIMULATOR,
+    ImageError,
+    Session,
+    SessionFactory,
+    StartPoint,
+    WorldFactory,
+    image_start,
+    model_label,
+    scene_start,
+    scenes,
+    thread_count,
 )
 from data.actions import FPS, MAX_CAMERA_DEG, NOOP, Action, write_actions  # noqa: E402
 

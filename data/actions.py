@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,7 +65,7 @@ class Action:
         return vec
 
     @classmethod
-    def from_vectors(cls, keys: np.ndarray, camera: np.ndarray) -> "Action":
+    def from_vectors(cls, keys: np.ndarray, camera: np.ndarray) -> Action:
         """Inverse of keys_vector(): a key counts as held when its value is above 0.5."""
         held = frozenset(name for name, v in zip(KEYS, np.asarray(keys).tolist()) if v > 0.5)
         return cls(held, (float(camera[0]), float(camera[1])))
@@ -289,7 +288,7 @@ def from_vpt_line(d: dict[str, Any]) -> Action:
     return Action(frozenset(keys), (pitch, yaw))
 
 
-def to_matrix_game(actions: list[Action]) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
+def to_matrix_game(actions: list[Action]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F821
     """Actions -> Matrix-Game 1.0 (keyboard (T, 6) float32, mouse (T, 2) float32 [pitch, yaw], +pitch up).
 
     use, sprint and sneak have no place in Matrix-Game's keyboard and are dropped.

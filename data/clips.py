@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data import video as mp4
 from data.actions import KEYS, VPT_BUTTONS, VPT_KEYS, Action, from_vpt_line, reject_constant, stack
-from data import video
 from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, CLIP_SUFFIXES
 
 # Our pose fields -> the VPT recorder's (which use Minecraft's yaw and pitch conventions).
@@ -172,8 +172,8 @@ def read_action_log(path: Path, strict: bool = False) -> tuple[list[Action], lis
 def decode_mp4(path: Path) -> tuple[np.ndarray, float | None]:
     """data.video.decode_mp4, its errors reported as the clip's."""
     try:
-        return video.decode_mp4(path)
-    except video.VideoError as err:
+        return mp4.decode_mp4(path)
+    except mp4.VideoError as err:
         raise ClipError(str(err)) from err
 
 

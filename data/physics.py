@@ -122,7 +122,7 @@ class Pose:
         return {"x": self.x, "y": self.y, "z": self.z, "yaw": self.yaw, "pitch": self.pitch}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Pose":
+    def from_dict(cls, d: dict) -> Pose:
         return cls(d["x"], d["y"], d["z"], d.get("yaw", 0.0), d.get("pitch", 0.0))
 
 

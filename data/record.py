@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from data.actions import FPS
-from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, CLIP_SUFFIXES, created_now, versions, write_clip
+from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, created_now, versions, write_clip
 from data.files import write_bytes_atomic
 from data.terrain import BIOMES
 from data.video import write_mp4  # noqa: F401 (re-exported: app/web.py imports it from here until it moves to data.video)

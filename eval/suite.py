@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -223,8 +224,7 @@ class Scorers:
     paper: dict[str, tuple[str, Callable[[np.ndarray], float]]] = field(default_factory=dict)
 
     def names(self) -> dict[str, str]:
-        from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario
-        from eval import smoothness, temporal
+        from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario, smoothness, temporal
 
         ours = {
             "image_quality": image_quality.SCORER_NAME,
@@ -250,8 +250,7 @@ def _frame_score(scorers: Scorers, dim: str, frames: np.ndarray, ours: Callable[
 
 def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scorers) -> dict[str, Any]:
     """Every dimension for one video (T, H, W, 3) uint8; JSON-ready."""
-    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario
-    from eval import smoothness, temporal
+    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario, smoothness, temporal
     from eval.idm import model as idm
 
     row: dict[str, Any] = {"name": job.name, "scene": job.scene, "action": job.action, "kind": job.kind}

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from quant.config import BnbConfig, Int8Config, LutConfig, QuantConfig
+from quant.config import BnbConfig, LutConfig, QuantConfig
 from quant.int8 import Int8Linear
 from quant.lut import LutLinear
 from quant.registry import Handler, handler_for

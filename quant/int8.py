@@ -34,8 +34,6 @@ from quant.kernels.cpu import load as load_cpu_kernel
 from quant.registry import register_quantize_handler
 
 
-
-
 class Int8Linear(nn.Module):
     """Drop-in for nn.Linear holding int8 weights; see the module docstring."""
 
@@ -57,7 +55,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", torch.empty(out_features, dtype=torch.float32, device=device) if bias else None)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, cfg: Int8Config) -> "Int8Linear":
+    def from_float(cls, linear: nn.Linear, cfg: Int8Config) -> Int8Linear:
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, cfg, linear.weight.device)
         w_int8, scale = reference.quantize_weight_int8(linear.weight)
         layer.weight_int8 = pack_int8(w_int8)

@@ -262,7 +262,7 @@ class LutLinear(nn.Module):
         self.register_buffer("bias", torch.empty(out_features, dtype=torch.float32, device=device) if bias else None)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, cfg: LutConfig) -> "LutLinear":
+    def from_float(cls, linear: nn.Linear, cfg: LutConfig) -> LutLinear:
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, cfg, "cpu")
         weight = linear.weight.detach().float().cpu()
         if cfg.method == "rtn":

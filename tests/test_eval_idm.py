@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from eval import labels
-from eval.idm.model import DEFAULT_PATH, IDMConfig, InverseDynamicsModel, embed_frames, predict
 from eval.idm import card, config, data, train
+from eval.idm.model import DEFAULT_PATH, IDMConfig, InverseDynamicsModel, embed_frames, predict
 
 
 @pytest.fixture(autouse=True)

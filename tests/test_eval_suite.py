@@ -13,7 +13,15 @@ from eval import cli
 from eval.idm.model import IDMConfig, InverseDynamicsModel
 from eval.report import leaderboard
 from eval.suite import (
-    BaselineSource, FolderInUse, Scorers, SimulatorSource, SuiteConfig, make_jobs, prepare_folder, run_info, run_suite,
+    BaselineSource,
+    FolderInUse,
+    Scorers,
+    SimulatorSource,
+    SuiteConfig,
+    make_jobs,
+    prepare_folder,
+    run_info,
+    run_suite,
     simulate,
 )  # fmt: skip
 

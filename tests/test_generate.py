@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from small_worlds import SeedScene
 
 import app.generate as generate
 from app.generate import JobError, read_jobs, run_jobs
 from app.worlds import SIMULATOR, WorldFactory
+from data import clip_files
 from data.actions import NOOP, Action, read_actions, to_minerl
 from data.clips import decode_mp4, read_clip
-from small_worlds import SeedScene
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +103,7 @@ def test_a_crash_mid_job_is_redone_and_finished_jobs_are_kept(tmp_path, two_scen
     jobs = read_jobs(write_jobs(tmp_path / "jobs.jsonl", [
         {"id": f"j{i}", "start": "seed-3", "actions": WALK[:3]} for i in range(3)]))
     out = tmp_path / "out"
-    real_write_actions = generate.write_actions
+    real_write_actions = clip_files.write_actions  # the clip writer generate uses
 
     def crash_on_j1(path, actions, *rest):
         if Path(path).name == "j1.jsonl":
@@ -110,12 +111,12 @@ def test_a_crash_mid_job_is_redone_and_finished_jobs_are_kept(tmp_path, two_scen
             raise KeyboardInterrupt  # stands in for the kill: nothing after it runs
         real_write_actions(path, actions, *rest)
 
-    monkeypatch.setattr(generate, "write_actions", crash_on_j1)
+    monkeypatch.setattr(clip_files, "write_actions", crash_on_j1)
     with pytest.raises(KeyboardInterrupt):
         run_jobs(jobs, out, WorldFactory("cpu"), SIMULATOR, progress=False)
     assert (out / "j1.mp4").exists() and not (out / "j1.meta.json").exists()
     kept = (out / "j0.meta.json").stat().st_mtime_ns
-    monkeypatch.setattr(generate, "write_actions", real_write_actions)
+    monkeypatch.setattr(clip_files, "write_actions", real_write_actions)
     report = run_jobs(jobs, out, WorldFactory("cpu"), SIMULATOR, progress=False)
     assert report.skipped == ["j0"] and report.done == ["j1", "j2"]
     assert (out / "j0.meta.json").stat().st_mtime_ns == kept

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from eval.idm.model import IDMConfig, InverseDynamicsModel, frames_to_tensor
 from eval.idm import config, data, train
+from eval.idm.model import IDMConfig, InverseDynamicsModel, frames_to_tensor
 
 
 @pytest.fixture(autouse=True)

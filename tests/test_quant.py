@@ -23,9 +23,9 @@ from quant import (
     prepare_quantized_,
     quant_config_of,
     quantize_,
+    reference,
     save_quantized,
 )
-from quant import reference
 from quant.int8_layout import pack_int8, packed_columns, unpack_int8
 from quant.kernels.cpu import load as load_cpu_kernel
 from quant.lut import (

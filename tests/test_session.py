@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from data.actions import NOOP, Action
-from worldmodel.config import PRESETS, SamplingConfig
-
 from worldmodel.autoencoder import FrameAutoencoder
+from worldmodel.config import PRESETS, SamplingConfig
 from worldmodel.dit import CausalDiT
 from worldmodel.schedule import move_view, turn_view
 from worldmodel.session import Session

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from data.actions import Action
 from worldmodel.paths import DEFAULT_CHECKPOINT
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ class LatentClips:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, ae_fingerprint: str) -> "LatentClips | None":
+    def load(cls, path: Path, ae_fingerprint: str) -> LatentClips | None:
         if not path.is_file():
             return None
         from safetensors import safe_open

@@ -215,7 +215,7 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         "",
         "## Measured (`python -m eval.measure`, worlds it never trained on)",
         f"### Fidelity: {f['rollouts']} rollouts of {f['horizon']} frames",
-        f"From frames of runs/val64 (record seed 100000), each with its clip's recorded actions, against the clip's true frames.",
+        "From frames of runs/val64 (record seed 100000), each with its clip's recorded actions, against the clip's true frames.",
         "",
         "| frames | PSNR dB | SSIM |",
         "|---|---|---|",

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
+from eval.idm.config import IDMTrainConfig
 from eval.idm.data import clips_from_folder, simulated_clips, suite_clips
 from eval.idm.model import DEFAULT_PATH, IDMConfig, InverseDynamicsModel
-from eval.idm.config import IDMTrainConfig
 from eval.idm.train import accuracy, train_idm
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)

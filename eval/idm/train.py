@@ -43,6 +43,7 @@ from eval.idm.model import InverseDynamicsModel, frames_to_tensor, predict
 from eval.labels import BINARY_KEYS, labels_from_actions
 from worldmodel.lr_schedule import warmup_cosine
 
+
 def _loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
     loss = sum(F.cross_entropy(out[k].flatten(0, 1), target[k].flatten()) for k in ("fb", "lr", "pitch", "yaw"))
     loss = loss + F.binary_cross_entropy_with_logits(out["keys"], target["keys"]) * len(BINARY_KEYS)
