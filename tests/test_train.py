@@ -180,3 +180,75 @@ def test_egomotion_run_on_recorded_clips_replays_depth_and_starts_from_a_model_w
     pipe = WorldPipeline.from_pretrained(out / "pipeline")
     assert pipe.dit.cfg.egomotion and pipe.dit.depth is not None
     assert pipe(np.zeros((16, 16, 3), np.uint8), [__import__("data.actions").actions.Action({"forward"})] * 2).shape == (3, 16, 16, 3)
+
+
+def test_memory_base_run_makes_the_memory_bases_once_and_starts_from_the_model_it_continues(tmp_path):
+    from data.actions import Action
+    from data.record import RecordConfig, record
+    from safetensors import safe_open
+    from worldmodel.config import SamplingConfig
+    from worldmodel.pipeline import WorldPipeline
+
+    record(RecordConfig(frames=60, clip_frames=30, size=16, seed=2), tmp_path / "clips", workers=1, progress=False)
+    walk_cfg = dataclasses.replace(PRESETS["wm-tiny"][1], view_fov=70.0, egomotion=True, depth_channels=8)
+    first = tmp_path / "walk"
+    run(tiny_config(data=str(tmp_path / "clips"), steps=2, dit=walk_cfg), first)
+    memory_cfg = tiny_config(data=str(tmp_path / "clips"), stages=("world",), init_from=str(first / "pipeline"), steps=2,
+                             dit=dataclasses.replace(walk_cfg, base_input=True), sampling=SamplingConfig(memory=True),
+                             memory_base_prob=1.0, memory_restart=8)  # fmt: skip
+    out = tmp_path / "memory"
+    run(memory_cfg, out)
+    with safe_open(str(out / "memory_bases.safetensors"), "pt") as f:
+        made = f.get_tensor("made").bool()
+        covered = f.get_tensor("covered").float()
+    assert made.any() and not made.all()  # frames at a restart have no memory before them
+    assert float(covered[made].mean()) > 0.3  # a memory of the frames just before covers much of the view
+    stamp = (out / "memory_bases.safetensors").stat().st_mtime_ns
+    run(memory_cfg, out, resume=True)  # the same cache serves a resumed run
+    assert (out / "memory_bases.safetensors").stat().st_mtime_ns == stamp
+
+    pipe = WorldPipeline.from_pretrained(out / "pipeline")
+    assert pipe.dit.cfg.base_input and pipe.sampling.memory
+    frames = pipe(np.zeros((16, 16, 3), np.uint8), [Action({"forward"}), Action(camera=(0.0, 5.0))] * 2)
+    assert frames.shape == (5, 16, 16, 3)
+
+
+def test_a_zero_base_input_leaves_the_model_unchanged():
+    walk_cfg = dataclasses.replace(PRESETS["wm-tiny"][1], view_fov=70.0, egomotion=True, depth_channels=8)
+    from worldmodel.dit import CausalDiT
+
+    torch.manual_seed(0)
+    plain = CausalDiT(walk_cfg)
+    reading = CausalDiT(dataclasses.replace(walk_cfg, base_input=True))
+    reading.load_state_dict(plain.state_dict(), strict=False)
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.05)  # adaLN-zero would make any input give zero
+    reading.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 3, walk_cfg.latent_channels, walk_cfg.latent_size, walk_cfg.latent_size)
+    args = (x, torch.rand(2, 3), torch.zeros(2, 3, 9), torch.zeros(2, 3, 2), torch.ones(2, 3, dtype=torch.bool))
+    base_in = torch.randn(2, 3, walk_cfg.latent_channels + 1, walk_cfg.latent_size, walk_cfg.latent_size)
+    assert torch.allclose(plain(*args), reading(*args, base_in=base_in))
+    torch.nn.init.normal_(reading.base_embed.weight, std=0.05)
+    assert not torch.allclose(plain(*args), reading(*args, base_in=base_in))
+
+
+def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    import worldmodel.train as train
+
+    whole = run(tiny_config(steps=6, ckpt_every=3), tmp_path / "whole", windows=fake_windows)
+    calls = {"n": 0}
+    real_update = train.ema_update
+
+    def killed_after_step_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # killed between checkpoints: step 4's work is lost
+        real_update(*args, **kwargs)
+
+    monkeypatch.setattr(train, "ema_update", killed_after_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config(steps=6, ckpt_every=3), tmp_path / "resumed", windows=fake_windows)
+    monkeypatch.setattr(train, "ema_update", real_update)
+    resumed = run(tiny_config(steps=6, ckpt_every=3), tmp_path / "resumed", resume=True, windows=fake_windows)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

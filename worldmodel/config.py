@@ -103,6 +103,11 @@ class DiTConfig:
     # latent, trained on the simulator's depth. Walking's effect on the picture is then geometry too.
     egomotion: bool = False
     depth_channels: int = 48  # width of the depth head
+    # The network also sees each frame's residual base and how much of it the world memory covered (one more
+    # channel, the covered share of each latent cell's pixels), through a patch embedding that starts at zero, so a
+    # model trained without it starts unchanged. Without it the network cannot tell a remembered wall from the
+    # repeated edge that stands in for what comes into view, and so cannot learn to paint one and keep the other.
+    base_input: bool = False
 
     def __post_init__(self) -> None:
         if self.latent_size % self.patch_size:
@@ -120,6 +125,8 @@ class DiTConfig:
             raise ValueError("dit.egomotion needs dit.view_fov > 0 (the camera's field of view)")
         if self.depth_channels < 1:
             raise ValueError(f"dit.depth_channels must be >= 1, got {self.depth_channels}")
+        if self.base_input and not self.egomotion:
+            raise ValueError("dit.base_input needs dit.egomotion (the bases it sees are the world memory's)")
 
     @property
     def tokens_per_frame(self) -> int:
@@ -141,6 +148,10 @@ class SamplingConfig:
     # new view starts from what the memory shows from there. Needs a DiT with egomotion (the pose and the depth).
     memory: bool = False
     memory_points: int = 150_000  # the memory's capacity; the least recently seen points go first
+    # With the memory: the frame shown keeps the memory's own pixels where it covers the view (sharp, exactly what
+    # was seen); false shows the network's frame everywhere (the memory then only makes its base, and the network
+    # may correct what the memory got wrong, through the autoencoder's blur).
+    memory_pixels: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 50:
@@ -155,6 +166,8 @@ class SamplingConfig:
             raise ValueError(f"sampling.guidance_steps must be >= 0, got {self.guidance_steps}")
         if not isinstance(self.memory, bool):
             raise ValueError(f"sampling.memory must be true or false, got {self.memory!r}")
+        if not isinstance(self.memory_pixels, bool):
+            raise ValueError(f"sampling.memory_pixels must be true or false, got {self.memory_pixels!r}")
         if isinstance(self.memory_points, bool) or not isinstance(self.memory_points, int) or self.memory_points < 1:
             raise ValueError(f"sampling.memory_points must be a whole number >= 1, got {self.memory_points!r}")
 
@@ -199,6 +212,11 @@ class TrainConfig:
     context_sigma_max: float = 0.3
     unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
     depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's loss (the simulator's inverse depth)
+    # With dit.base_input: the share of batches whose bases the world memory made (worldmodel.memory_bases), from
+    # up to memory_clips training clips (0: all), the memory restarting every memory_restart frames.
+    memory_base_prob: float = 0.0
+    memory_clips: int = 0
+    memory_restart: int = 48
     # bookkeeping
     log_every: int = 25
     eval_every: int = 250
@@ -221,7 +239,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 (a context frame and a predicted one), got {self.seq_len}")
-        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio"):
+        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio", "memory_base_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -230,6 +248,10 @@ class TrainConfig:
             raise ValueError(f"context_sigma_max must be in (0, 1), got {self.context_sigma_max}")
         if self.depth_weight < 0:
             raise ValueError(f"depth_weight must be >= 0, got {self.depth_weight}")
+        if self.memory_clips < 0 or self.memory_restart < 2:
+            raise ValueError(f"memory_clips must be >= 0 and memory_restart >= 2, got {self.memory_clips}, {self.memory_restart}")
+        if self.memory_base_prob > 0 and not (self.dit.base_input and self.sampling.memory):
+            raise ValueError("memory_base_prob > 0 needs dit.base_input and sampling.memory")
         if self.max_minutes <= 0 or self.ae_minutes <= 0 or self.lr <= 0 or self.ae_lr <= 0:
             raise ValueError("max_minutes, ae_minutes, lr and ae_lr must be positive")
 

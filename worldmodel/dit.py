@@ -238,6 +238,11 @@ class CausalDiT(nn.Module):
         self.final = FinalLayer(D, self.patch_dim)
         self._init_weights()
         self.depth = DepthHead(C, cfg.depth_channels) if cfg.egomotion else None
+        # The residual base and the memory's coverage (C + 1 channels), zero at the start (see DiTConfig.base_input).
+        self.base_embed = nn.Linear((C + 1) * p * p, D) if cfg.base_input else None
+        if self.base_embed is not None:
+            nn.init.zeros_(self.base_embed.weight)
+            nn.init.zeros_(self.base_embed.bias)
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -281,6 +286,7 @@ class CausalDiT(nn.Module):
         cache: KVCache | None = None,
         commit: int = 0,
         with_depth: bool = False,
+        base_in: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predict, for every frame, the network output F (see schedule.py for what it means).
 
@@ -288,6 +294,8 @@ class CausalDiT(nn.Module):
         camera (B, T, 2) degrees: the action that produced each frame; act_mask (B, T) bool, False = null action.
         pos0: the absolute index of frame 0 (frame positions are pos0 .. pos0 + T - 1).
         cache: context frames seen before (their keys/values); the first `commit` frames of x are appended to it.
+        base_in (B, T, C + 1, h, w): each frame's residual base and the memory's coverage (dit.base_input; zeros
+        when absent: no base, nothing remembered).
         Returns (B, T, C, h, w); with_depth=True (a model with a depth head) also each frame's inverse depth
         (B, T, h, w), computed in the same call so that DistributedDataParallel sees every weight used.
         """
@@ -296,6 +304,10 @@ class CausalDiT(nn.Module):
         if commit and cache is None:
             raise ValueError("commit > 0 needs a cache to write into")
         tokens = self.x_embed(self.patchify(x)) + self.pos_embed  # (B, T, N, D)
+        if self.base_embed is not None:
+            if base_in is None:
+                base_in = x.new_zeros(B, T, x.shape[2] + 1, *x.shape[3:])
+            tokens = tokens + self.base_embed(self.patchify(base_in))
         c = self.sigma_embed(sigma) + self.action_embed(keys, camera, act_mask)  # (B, T, D)
 
         q_pos = torch.arange(pos0, pos0 + T)

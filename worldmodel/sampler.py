@@ -30,10 +30,26 @@ class FrameInputs:
     keys: torch.Tensor  # (B, num_keys)
     camera: torch.Tensor  # (B, 2)
     act_mask: torch.Tensor  # (B,) bool
+    base_in: torch.Tensor | None = None  # (B, C + 1, h, w): the base it was made from and the memory's coverage
 
     def stacked(self, others: list["FrameInputs"]) -> tuple[torch.Tensor, ...]:
         frames = others + [self]
         return tuple(torch.stack([getattr(f, name) for f in frames], dim=1) for name in ("x", "sigma", "keys", "camera", "act_mask"))
+
+    def stacked_base_in(self, others: list["FrameInputs"]) -> torch.Tensor | None:
+        """The frames' base inputs (B, T, C + 1, h, w) for a model that reads them (dit.base_input), else None."""
+        frames = others + [self]
+        if all(f.base_in is None for f in frames):
+            return None
+        fill = next(f.base_in for f in frames if f.base_in is not None)
+        return torch.stack([torch.zeros_like(fill) if f.base_in is None else f.base_in for f in frames], dim=1)
+
+
+def base_input(base: torch.Tensor, covered: torch.Tensor | None = None) -> torch.Tensor:
+    """What a dit.base_input model reads beside a frame: its residual base (B, C, h, w) and the share of each
+    latent cell the world memory covered (B, h, w; none when absent)."""
+    cover = torch.zeros_like(base[:, :1]) if covered is None else covered[:, None].to(base.dtype)
+    return torch.cat([base, cover], dim=1)
 
 
 def base_of(frame: FrameInputs) -> torch.Tensor:
@@ -68,7 +84,8 @@ def sample_frame(
     pending: FrameInputs | None,
     motion: torch.Tensor | None = None,
     base: torch.Tensor | None = None,
-) -> torch.Tensor:
+    covered: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sample the latent of frame `pos` (B, C, h, w) from pure noise (B, C, h, w).
 
     With a cache: `cache` holds the context up to frame pos - 2 and `pending` is frame pos - 1, which the first
@@ -76,7 +93,10 @@ def sample_frame(
     every frame 0 .. pos - 1 and the whole history is recomputed each step (slow; the reference for tests).
     motion (B, 4): the camera's step into this frame (worldmodel.egomotion), needed by a model with egomotion.
     base (B, C, h, w): the residual base when the caller made it (the Session's world memory, reprojected on
-    pixels); by default the previous frame moved on the latent grid (latent_base).
+    pixels); by default the previous frame moved on the latent grid (latent_base). covered (B, h, w): the share
+    of each latent cell the memory covered, for a model that reads its base (dit.base_input).
+    Returns the frame's latent and, for a dit.base_input model, what it read beside it (the frame's base_in in
+    the context from then on; None otherwise).
     """
     B = noise.shape[0]
     prev = pending if cache is not None else (history[-1] if history else None)
@@ -86,6 +106,7 @@ def sample_frame(
     # guidance amplifies only what the network learned of the action.
     if base is None:
         base = latent_base(model, prev, camera, motion)
+    base_in = base_input(base, covered) if model.cfg.base_input else None
     act_on = torch.ones(B, dtype=torch.bool, device=noise.device)
     levels = sigma_schedule(sampling.steps, sampling.shift)
     x = noise
@@ -94,14 +115,14 @@ def sample_frame(
         sigma = torch.full((B,), s, device=noise.device)
 
         def run(mask: torch.Tensor, first_pass: bool) -> torch.Tensor:
-            current = FrameInputs(x, sigma, keys, camera, mask)
+            current = FrameInputs(x, sigma, keys, camera, mask, base_in)
             if cache is None:
-                return model(*current.stacked(history), pos0=0)[:, -1]
+                return model(*current.stacked(history), pos0=0, base_in=current.stacked_base_in(history))[:, -1]
             if first_pass and pending is not None and i == 0:
                 inputs = current.stacked([pending])
-                return model(*inputs, pos0=pos - 1, cache=cache, commit=1)[:, -1]
+                return model(*inputs, pos0=pos - 1, cache=cache, commit=1, base_in=current.stacked_base_in([pending]))[:, -1]
             inputs = current.stacked([])
-            return model(*inputs, pos0=pos, cache=cache)[:, -1]
+            return model(*inputs, pos0=pos, cache=cache, base_in=current.stacked_base_in([]))[:, -1]
 
         z_hat = base + run(act_on, first_pass=True)
         if sampling.guidance != 1.0 and (sampling.guidance_steps == 0 or i < sampling.guidance_steps):
@@ -111,4 +132,4 @@ def sample_frame(
         if s_next > 0:
             eps_hat = (x - (1 - s) * z_hat) / s
             x = (1 - s_next) * z_hat + s_next * eps_hat
-    return z_hat
+    return z_hat, base_in

@@ -114,6 +114,30 @@ def residual_base(
     return base
 
 
+def memory_residual_base(
+    base: torch.Tensor,
+    x: torch.Tensor,
+    z: torch.Tensor,
+    sigma: torch.Tensor,
+    camera: torch.Tensor,
+    fov: float,
+    inv_depth: torch.Tensor,
+    motion: torch.Tensor,
+    remembered: torch.Tensor,
+    use: torch.Tensor,
+) -> torch.Tensor:
+    """The residual base when the world memory made it (worldmodel.memory_bases), from the latent one.
+
+    The latent base of frame t is (1 - s) M x_{t-1} = (1 - s) M ((1 - s) z_{t-1} + s eps_{t-1}), s = sigma_{t-1},
+    M the move by frame t's turn and step. At play the memory's picture (encoded) stands in for the clean part
+    M z_{t-1}, and the noise stays as it moved (Session._memory_base): so base + (1 - s)^2 (remembered - M z_{t-1}).
+    `use` (B, T) bool: the frames to give the memory's base (never frame 0, which has no frame before it)."""
+    clean_moved = residual_base(z, torch.zeros_like(sigma), camera=camera, fov=fov, inv_depth=inv_depth, motion=motion)
+    s_prev = torch.cat([torch.zeros_like(sigma[:, :1]), sigma[:, :-1]], dim=1)
+    scale = ((1 - s_prev) ** 2 * use.to(x.dtype))[..., None, None, None]
+    return base + scale * (remembered - clean_moved)
+
+
 def model_base(model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor, camera: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
     """residual_base as `model` (an unwrapped CausalDiT) was trained to build it: turned when it has a view_fov,
     stepped at its depth head's estimate when it has egomotion (then motion (B, T, 4) is needed)."""
@@ -150,18 +174,36 @@ def flow_loss(
     motion: torch.Tensor | None = None,
     true_inv_depth: torch.Tensor | None = None,
     depth_weight: float = 1.0,
+    memory: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Diffusion-forcing loss on clean latents z (B, T, C, h, w). Returns (loss, per-frame MSE (B, T)).
     `fov` is the DiT's view_fov (the model may be wrapped in DDP, so it is passed in).
 
     With motion (B, T, 4) the model has a depth head (dit.egomotion): its inverse depth of each noisy frame
     steps the base, and it learns from true_inv_depth (B, T, h, w), the simulator's, by a squared error. The
-    base uses the head's estimate (detached: the head learns depth only from depth), as it must at inference."""
+    base uses the head's estimate (detached: the head learns depth only from depth), as it must at inference.
+
+    For a model that reads its base (dit.base_input), `memory` holds the world memory's bases of the frames
+    (worldmodel.memory_bases: remembered (B, T, C, h, w), covered (B, T, h, w), use (B, T) bool); frames not
+    used get the latent base and a coverage of zero, as at play without the memory."""
     x = add_noise(z, eps, sigma)
     depth_loss = None
-    if motion is not None:
+    dit = getattr(model, "module", model)
+    if dit.cfg.base_input:
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            raise NotImplementedError("dit.base_input training runs in one process (the base needs the depth first)")
+        inv_depth = dit.depth(x, sigma)
+        base = residual_base(x, sigma, camera=camera, fov=fov, inv_depth=inv_depth.detach(), motion=motion)
+        cover = torch.zeros_like(base[:, :, :1])
+        if memory is not None:
+            use = memory["use"]
+            base = memory_residual_base(base, x, z, sigma, camera, fov, inv_depth.detach(), motion, memory["remembered"], use)
+            cover = (memory["covered"] * use[..., None, None].to(z.dtype))[:, :, None]
+        out = model(x, sigma, keys, camera, act_mask, base_in=torch.cat([base, cover], dim=2))
+    elif motion is not None:
         out, inv_depth = model(x, sigma, keys, camera, act_mask, with_depth=True)
         base = residual_base(x, sigma, camera=camera, fov=fov, inv_depth=inv_depth.detach(), motion=motion)
+    if motion is not None:
         if true_inv_depth is not None:
             # Squared error: the step is linear in inverse depth, so its mean is the estimate to aim at (an L1 loss
             # aims at the median, which ran a quarter short here). Only on frames clean enough to tell a distance

@@ -143,10 +143,11 @@ class Session:
         camera = torch.from_numpy(camera_np).to(self.device)
         motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
         pos = self.pos + 1
-        views, base = None, None
+        views, base, covered = None, None, None
         if self.memories:
-            views, base = self._memory_base(keys_np, camera, motion)
-        z_hat = sample_frame(
+            views, remembered, covered = self._memory_picture(keys_np, camera, motion)
+            base = self._memory_base(remembered, camera, motion)
+        z_hat, base_in = sample_frame(
             self.dit,
             self._noise(self._latent_shape()),
             keys,
@@ -158,6 +159,7 @@ class Session:
             pending=self.pending,
             motion=motion.to(self.device),
             base=base,
+            covered=covered,
         )
         painted = self.autoencoder.decode(z_hat)
         if views is not None:
@@ -169,7 +171,7 @@ class Session:
         self.context_noise = self._noise(self._latent_shape())
         x_ctx = (1 - s_c) * z_hat + s_c * self.context_noise
         on = torch.ones(self.batch, dtype=torch.bool, device=self.device)
-        self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on)
+        self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on, base_in)
         if not self.use_cache:
             self.history.append(self.pending)
         self.pos = pos
@@ -188,8 +190,45 @@ class Session:
         rho = F.interpolate(self.context_depth[:, None], size=(size, size), mode="bilinear", align_corners=False)
         return rho[:, 0].cpu().numpy()
 
-    def _memory_base(self, keys: np.ndarray, camera: torch.Tensor, motion: torch.Tensor) -> tuple[list[MemoryView], torch.Tensor]:
-        """Each game's memory seen from its new pose, and the residual base made from it (B, C, h, w)."""
+    @torch.no_grad()
+    def observe(self, act: Action | Sequence[Action], frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance one frame that is already known (teacher forcing): `frame` uint8 (H, W, 3), or (B, H, W, 3),
+        is what `act` made. The memory and the context take it in as if the model had shown it. Returns what the
+        model would have started that frame from: the memory's picture encoded (B, C, h, w) and the share of
+        each latent cell the memory covered (B, h, w). This is how training sees memory-made bases
+        (worldmodel.memory_bases)."""
+        if not self.memories:
+            raise RuntimeError("observe needs a session with the world memory (sampling.memory) started")
+        acts = [act] if isinstance(act, Action) else list(act)
+        acts = acts * self.batch if len(acts) == 1 else acts
+        frames = np.asarray(frame)[None] if self.single else np.asarray(frame)
+        keys_np, camera_np = stack(acts)
+        camera = torch.from_numpy(camera_np).to(self.device)
+        motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
+        views, remembered, covered = self._memory_picture(keys_np, camera, motion)
+        z = self.autoencoder.encode(to_model_range(torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).to(self.device)))
+        s_c = self.sampling.context_sigma
+        self.context_noise = self._noise(self._latent_shape())
+        x_ctx = (1 - s_c) * z + s_c * self.context_noise
+        on = torch.ones(self.batch, dtype=torch.bool, device=self.device)
+        keys = torch.from_numpy(keys_np).to(self.device)
+        self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on)
+        self.pos += 1
+        self._remember(np.array(frames), views)
+        return remembered, covered
+
+    def _memory_base(self, remembered: torch.Tensor, camera: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """The residual base (B, C, h, w) from the memory's picture encoded, as the network was trained to see one:
+        (1 - s) times the previous context frame moved, a context frame being (1 - s) z + s eps. The network sees
+        that noise eps in its context and cancels it, so the base must carry the same noise, moved as the latent
+        base would move it; only z is the memory's."""
+        s = self.pending.sigma[:, None, None, None]
+        noise = move_view(self.context_noise, camera, self.dit.cfg.view_fov, self.context_depth, motion.to(self.device))
+        return (1 - s) * ((1 - s) * remembered + s * noise)
+
+    def _memory_picture(self, keys: np.ndarray, camera: torch.Tensor, motion: torch.Tensor) -> tuple[list[MemoryView], torch.Tensor, torch.Tensor]:
+        """Each game's memory seen from its new pose, that picture encoded (B, C, h, w), and the share of each
+        latent cell the memory covered (B, h, w)."""
         # Where the memory has nothing: the last shown frame moved by the step on pixels (the edge repeated
         # where new things come into view), as the network's base was made in training.
         scenery = to_model_range(torch.from_numpy(self.scenery).permute(0, 3, 1, 2)).to(self.device)
@@ -208,12 +247,9 @@ class Session:
             views.append(view)
             pictures.append(picture)
         z = self.autoencoder.encode(to_model_range(torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).to(self.device)))
-        # The base as the network was trained to see one: (1 - s) times the previous context frame moved, a
-        # context frame being (1 - s) z + s eps. The network sees that noise eps in its context and cancels it,
-        # so the base must carry the same noise, moved as the latent base would move it; only z is the memory's.
-        s = self.pending.sigma[:, None, None, None]
-        noise = move_view(self.context_noise, camera, self.dit.cfg.view_fov, self.context_depth, motion.to(self.device))
-        return views, (1 - s) * ((1 - s) * z + s * noise)
+        covered = torch.from_numpy(np.stack([v.covered & ~self.overlay for v in views])).float()[:, None]
+        covered = F.avg_pool2d(covered, self.image_size // z.shape[-1])[:, 0].to(self.device)
+        return views, z, covered
 
     def _forget_target(self, memory: WorldMemory, pose) -> None:  # noqa: ANN001 (a CameraPose)
         """Attack or use may break or place the block under the crosshair: drop what the memory holds there, as
@@ -234,6 +270,8 @@ class Session:
     def _compose(self, painted: np.ndarray, views: list[MemoryView]) -> np.ndarray:
         """The frames shown: the memory's pixels where it covers the view, the network's elsewhere and under the
         arm and crosshair."""
+        if not self.sampling.memory_pixels:
+            return painted
         use_memory = np.stack([v.covered & ~self.overlay for v in views])[..., None]
         return np.where(use_memory, np.stack([v.image for v in views]), painted)
 

@@ -47,7 +47,9 @@ from worldmodel.checkpoint import (
 )
 from worldmodel.config import TrainConfig, load_train_config, to_dict
 from worldmodel.dit import CausalDiT, DepthHead
+from worldmodel import memory_bases
 from worldmodel.latents import LatentClips, add_ground_truth, encode_windows, fingerprint, release_freed_memory
+from worldmodel.memory_bases import MemoryBases
 from worldmodel.sampler import sigma_schedule
 from worldmodel.schedule import add_noise, flow_loss, model_base, sample_train_sigmas
 
@@ -376,6 +378,7 @@ def world_batch(clips: LatentClips, starts: torch.Tensor, cfg: TrainConfig, gen:
     batch["act_mask"] = act_mask.to(device)
     batch["sigma"] = sample_train_sigmas(B, L, cfg.context_prob, cfg.context_sigma_max, gen).to(device)
     batch["eps"] = torch.randn(batch["z"].shape, generator=gen).to(device)
+    batch["rows"] = idx
     return batch
 
 
@@ -420,6 +423,10 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
     dit = CausalDiT(cfg.dit).to(dd.device)
     if cfg.init_from:
         _init_dit_from(dit, Path(cfg.init_from))
+    bases = memory_bases_for(cfg, out, clips, dit, ae, windows, dd) if cfg.memory_base_prob > 0 else None
+    memory_starts = train_starts[bases.made[train_starts + 2]] if bases is not None else None  # a memory from frame 2 on
+    if memory_starts is not None and len(memory_starts) == 0:
+        raise ValueError("no training window has memory bases: raise memory_clips or memory_restart")
     ema = copy.deepcopy(dit).eval().requires_grad_(False)
     decay_params = [p for n, p in dit.named_parameters() if p.ndim >= 2]
     other_params = [p for n, p in dit.named_parameters() if p.ndim < 2]
@@ -478,12 +485,15 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         lr = lr_at(cfg, step, progress, cfg.lr)
         for group in opt.param_groups:
             group["lr"] = lr
-        b = world_batch(clips, train_starts, cfg, gen, dd.device)
+        # With memory bases: a share memory_base_prob of the batches come from the clips that have them.
+        with_memory = bases is not None and float(torch.rand(1, generator=gen)) < cfg.memory_base_prob
+        b = world_batch(clips, memory_starts if with_memory else train_starts, cfg, gen, dd.device)
         if cfg.unroll_prob > 0 and float(torch.rand(1, generator=gen)) < cfg.unroll_prob:
             b["z"] = self_conditioned_context(dit, b, cfg)
+        memory = bases.sample(b["rows"], cfg.seq_len) if with_memory else None
         loss, per_frame = flow_loss(model, b["z"], b["keys"], b["camera"], b["act_mask"], b["sigma"], b["eps"],
                                     fov=dit.cfg.view_fov, motion=b.get("motion"), true_inv_depth=b.get("inv_depth"),
-                                    depth_weight=cfg.depth_weight)  # fmt: skip
+                                    depth_weight=cfg.depth_weight, memory=memory)  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip)
@@ -510,6 +520,22 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         save(step)
     dd.barrier()
     return ema
+
+
+def memory_bases_for(cfg: TrainConfig, out: Path, clips: LatentClips, dit: CausalDiT, ae: FrameAutoencoder,
+                     windows: WindowsFactory, dd: Dist) -> MemoryBases:  # fmt: skip
+    """The world memory's bases for the cached latents, made once and kept in out/memory_bases.safetensors."""
+    if dd.on:
+        raise NotImplementedError("memory bases are made and trained on in one process")
+    settings = {"restart": cfg.memory_restart, "clips": cfg.memory_clips, "sampling": dataclasses.asdict(cfg.sampling)}
+    path, fp = out / "memory_bases.safetensors", memory_bases.fingerprint(clips, dit, fingerprint(ae), settings)
+    bases = memory_bases.load(path, fp)
+    if bases is None:
+        chunk = cfg.seq_len + 1
+        bases = memory_bases.make_memory_bases(clips, windows(cfg.data, chunk, chunk), copy.deepcopy(dit), ae, cfg.sampling,
+                                               restart_every=cfg.memory_restart, max_clips=cfg.memory_clips)  # fmt: skip
+        memory_bases.save(path, bases, fp)
+    return bases
 
 
 @torch.no_grad()
@@ -546,11 +572,12 @@ def _init_dit_from(dit: CausalDiT, folder: Path) -> None:
         return
     state = load_file(str(path))
     own = dit.state_dict()
-    # A DiT without a depth head starts one that has it (the head then learns from scratch).
-    new_head = {k for k in own if k.startswith("depth.")} - set(state)
-    if all(k in own and own[k].shape == v.shape for k, v in state.items()) and len(state) + len(new_head) == len(own):
-        dit.load_state_dict(state, strict=not new_head)
-        print(f"initialised the DiT from {path}" + (" (a new depth head)" if new_head else ""), file=sys.stderr)
+    # A DiT without a depth head starts one that has it (the head then learns from scratch); one without a base
+    # input starts it at zero (so the model starts as it was).
+    new = {k for k in own if k.startswith(("depth.", "base_embed."))} - set(state)
+    if all(k in own and own[k].shape == v.shape for k, v in state.items()) and len(state) + len(new) == len(own):
+        dit.load_state_dict(state, strict=not new)
+        print(f"initialised the DiT from {path}" + (f" (new: {', '.join(sorted(new))})" if new else ""), file=sys.stderr)
 
 
 def save_pipeline(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dit: CausalDiT) -> None:
