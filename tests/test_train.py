@@ -183,9 +183,10 @@ def test_egomotion_run_on_recorded_clips_replays_depth_and_starts_from_a_model_w
 
 
 def test_memory_base_run_makes_the_memory_bases_once_and_starts_from_the_model_it_continues(tmp_path):
+    from safetensors import safe_open
+
     from data.actions import Action
     from data.record import RecordConfig, record
-    from safetensors import safe_open
     from worldmodel.config import SamplingConfig
     from worldmodel.pipeline import WorldPipeline
 
