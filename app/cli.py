@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("data.record", "record labelled gameplay clips from the voxel world"),
     "snapshot": ("data.snapshot", "render still pictures of the world (biomes, poses) to PNG"),
     "train": ("worldmodel.train", "train the autoencoder or the world model from a config file"),
-    "quantize": ("quant.cli", "quantize a checkpoint (int8, LUT-GEMM, bitsandbytes)"),
+    "quantize": ("app.quantize", "quantize a checkpoint (int8, LUT-GEMM, bitsandbytes)"),
     "generate": ("app.generate", "generate videos in batch from a job file"),
     "play": ("app.play", "play the generated world live in a pygame window"),
     "web": ("app.web", "serve the Gradio page on 127.0.0.1"),

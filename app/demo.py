@@ -22,8 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from app.worlds import (
-    DEFAULT_MODEL, DEFAULT_SCENE, QUANTS, SIMULATOR, SimulatorSession, WorldFactory, default_model_available,
-    model_label, roll_out, scene_start, thread_count,
+    DEFAULT_MODEL,
+    DEFAULT_SCENE,
+    QUANTS,
+    SIMULATOR,
+    SimulatorSession,
+    WorldFactory,
+    default_model_available,
+    model_label,
+    roll_out,
+    scene_start,
+    thread_count,
 )
 from data.actions import Action
 
@@ -86,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from app.generate import write_clip
-    from data.record import write_mp4
+    from data.video import write_mp4
 
     model = args.model
     if model == DEFAULT_MODEL:

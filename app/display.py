@@ -8,7 +8,7 @@ imported anyway once it is installed: diffusers imports torch._dynamo, whose mod
 torch.utils._triton.has_triton_package(), which imports triton. And SDL loads GL as soon as a window
 opens, even for the plain 2D drawing this project does: on X11 it backs the window's pixels with an
 OpenGL texture unless told otherwise. So `worldmodel play` segfaulted while loading the model, right
-after its window had opened (issue 17); the tests never saw it under SDL's dummy driver, which has no GL.
+after its window had opened; the tests never saw it under SDL's dummy driver, which has no GL.
 
 Two guards, each enough on its own where it applies:
 

@@ -35,7 +35,6 @@ operations are needed, so nothing is initialised):
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
@@ -51,15 +50,23 @@ from tqdm import tqdm
 
 from app.scripts import ScriptError, parse_script_text, read_script
 from app.worlds import (
-    DEFAULT_MODEL, QUANTS, SIMULATOR, ImageError, SessionFactory, WorldFactory, model_label, resolve_start,
-    roll_out, thread_count,
+    DEFAULT_MODEL,
+    QUANTS,
+    SIMULATOR,
+    ImageError,
+    SessionFactory,
+    WorldFactory,
+    model_label,
+    resolve_start,
+    roll_out,
+    thread_count,
 )
-from data.actions import NOOP, Action, write_actions
+from data import clip_files
+from data.actions import FPS, NOOP, Action
 
 JOB_FIELDS: frozenset[str] = frozenset({"id", "start", "actions", "frames", "seed", "quant"})
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_JOB_FRAMES = 100_000  # far beyond any real job; stops a typo from running for days
-FPS = 20
 
 
 class JobError(ValueError):
@@ -199,12 +206,6 @@ def finished_by_another_job(out: Path, job: Job, model: str) -> str | None:
     return "; ".join(changed) or "the actions differ"
 
 
-def _versions() -> dict[str, str]:
-    from data.record import versions
-
-    return versions()
-
-
 def write_clip(out: Path, name: str, frames: np.ndarray, actions: list[Action],
                meta: dict[str, Any]) -> dict[str, Path]:
     """NAME.mp4, NAME.jsonl, then NAME.meta.json, each atomically; returns their paths.
@@ -212,30 +213,25 @@ def write_clip(out: Path, name: str, frames: np.ndarray, actions: list[Action],
     frames has one more entry than actions (the start); the jsonl gets a no-op pad for the
     last frame so the clip has one action line per frame, as every clip in this project.
     """
-    from data.record import CLIP_FORMAT, CLIP_FORMAT_VERSION, write_atomic_bytes, write_mp4
-
     if len(frames) != len(actions) + 1:
         raise ValueError(f"{len(frames)} frames for {len(actions)} actions; expected one more frame than actions")
-    paths = output_paths(out, name)
-    write_mp4(paths[".mp4"], frames, fps=FPS)
-    write_actions(paths[".jsonl"], list(actions) + [NOOP])
     full = {
-        "format": CLIP_FORMAT, "format_version": CLIP_FORMAT_VERSION, "name": name,
+        "format": clip_files.CLIP_FORMAT, "format_version": clip_files.CLIP_FORMAT_VERSION, "name": name,
         "width": int(frames.shape[2]), "height": int(frames.shape[1]), "fps": FPS, "frames": int(len(frames)),
         **meta,
-        "versions": _versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": clip_files.versions(),
+        "created": clip_files.created_now(),
     }
-    write_atomic_bytes(paths[".meta.json"], (json.dumps(full, indent=2) + "\n").encode())
-    return paths
+    return clip_files.write_clip(out, name, frames, list(actions) + [NOOP], full, fps=FPS)
 
 
 def temp_names(job_id: str) -> re.Pattern[str]:
-    """The names of this job's temp files, and no other job's: `.ID.mp4.tmp`, `.ID.meta.json.tmp` (write_mp4,
-    write_atomic_bytes) and `.ID.jsonl.XXXXXXXX.tmp` (write_actions: mkstemp's 8 random characters). A glob
-    such as `.a.*.tmp` would also match job `a.b`'s files, which another process may be writing."""
+    """The names of this job's temp files, and no other job's: `.ID.mp4.XXXXXXXX.tmp`, `.ID.jsonl.XXXXXXXX.tmp`
+    and `.ID.meta.json.XXXXXXXX.tmp` (data.files: mkstemp's 8 random characters; older versions wrote
+    `.ID.mp4.tmp`). A glob such as `.a.*.tmp` would also match job `a.b`'s files, which another process may be
+    writing."""
     stem = re.escape(job_id)
-    return re.compile(rf"\.{stem}\.(mp4|meta\.json|jsonl|jsonl\.[A-Za-z0-9_]{{8}})\.tmp")
+    return re.compile(rf"\.{stem}\.(mp4|meta\.json|jsonl)(\.[A-Za-z0-9_]{{8}})?\.tmp")
 
 
 def remove_stale_temps(out: Path, job_id: str) -> None:

@@ -33,10 +33,23 @@ import pygame  # noqa: E402
 
 from app.display import open_window  # noqa: E402
 from app.worlds import (  # noqa: E402
-    DEFAULT_MODEL, DEFAULT_SCENE, FRAME_SIZE, QUANTS, SIMULATOR, ImageError, Session, SessionFactory, StartPoint,
-    WorldFactory, image_start, model_label, scene_start, scenes, thread_count,
+    DEFAULT_MODEL,
+    DEFAULT_SCENE,
+    FRAME_SIZE,
+    QUANTS,
+    SIMULATOR,
+    ImageError,
+    Session,
+    SessionFactory,
+    StartPoint,
+    WorldFactory,
+    image_start,
+    model_label,
+    scene_start,
+    scenes,
+    thread_count,
 )
-from data.actions import MAX_CAMERA_DEG, NOOP, Action, write_actions  # noqa: E402
+from data.actions import FPS, MAX_CAMERA_DEG, NOOP, Action, write_actions  # noqa: E402
 
 # Keyboard key -> action key. Two physical keys may share one action (left and right shift).
 KEYMAP: dict[int, str] = {
@@ -59,7 +72,6 @@ HELP = "WASD move  space jump  shift sneak  ctrl sprint  mouse look  Esc free po
 BAR = 22  # pixels of the label bar above the frames
 HELP_BAR = 40  # pixels of the help bar below them (two lines)
 GAP = 8  # pixels between the model and the simulator
-GAME_FPS = 20  # saved videos play at the game's own rate, whatever --fps the play ran at
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,7 @@ class Recording:
         The last frame has no action yet; its line is a no-op, so the clip has one action line
         per frame like every clip in this project.
         """
-        from data.record import write_mp4  # imported here: PyAV is needed only when saving
+        from data.video import write_mp4  # imported here: PyAV is needed only when saving
 
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.now().strftime("play-%Y%m%d-%H%M%S")
@@ -241,7 +253,7 @@ class PlayApp:
         self.steps += 1
 
     def save(self) -> None:
-        paths = self.recording.save(self.settings.out_dir, fps=GAME_FPS)
+        paths = self.recording.save(self.settings.out_dir, fps=FPS)  # the game's own rate, whatever --fps the play ran at
         print("saved " + ", ".join(str(p) for p in paths), flush=True)
         self.say(f"saved {paths[0].name}")
 

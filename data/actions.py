@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from data.files import write_text_atomic
+
+# Frames per second, which is also actions and physics ticks per second: one of each per frame.
+FPS = 20
 
 KEYS: tuple[str, ...] = ("forward", "back", "left", "right", "jump", "attack", "use", "sprint", "sneak")
 KEY_INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYS)}
@@ -61,7 +65,7 @@ class Action:
         return vec
 
     @classmethod
-    def from_vectors(cls, keys: np.ndarray, camera: np.ndarray) -> "Action":
+    def from_vectors(cls, keys: np.ndarray, camera: np.ndarray) -> Action:
         """Inverse of keys_vector(): a key counts as held when its value is above 0.5."""
         held = frozenset(name for name, v in zip(KEYS, np.asarray(keys).tolist()) if v > 0.5)
         return cls(held, (float(camera[0]), float(camera[1])))
@@ -284,7 +288,7 @@ def from_vpt_line(d: dict[str, Any]) -> Action:
     return Action(frozenset(keys), (pitch, yaw))
 
 
-def to_matrix_game(actions: list[Action]) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
+def to_matrix_game(actions: list[Action]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F821
     """Actions -> Matrix-Game 1.0 (keyboard (T, 6) float32, mouse (T, 2) float32 [pitch, yaw], +pitch up).
 
     use, sprint and sneak have no place in Matrix-Game's keyboard and are dropped.
@@ -409,18 +413,3 @@ def write_actions(
     write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; an action log is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

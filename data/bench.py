@@ -10,7 +10,7 @@ Rows:
 - game_step: frames/s of `Game.step` (physics + render) at 64x64, when data/game.py is
   there; the physics owner may refine this row.
 
-The targets from the issue are 1,000 frames/s at 64x64 and 300 at 128x128.
+The targets are 1,000 frames/s at 64x64 and 300 at 128x128.
 """
 
 from __future__ import annotations

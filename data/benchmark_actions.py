@@ -25,7 +25,8 @@ import json
 import os
 from pathlib import Path
 
-from data.actions import Action, to_minerl, write_text_atomic
+from data.actions import Action, to_minerl
+from data.files import write_text_atomic
 
 FRAMES = 65
 CAMERA_DEG = 5.0  # degrees per frame

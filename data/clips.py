@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data import video as mp4
 from data.actions import KEYS, VPT_BUTTONS, VPT_KEYS, Action, from_vpt_line, reject_constant, stack
-from data.record import CLIP_FORMAT, CLIP_FORMAT_VERSION, CLIP_SUFFIXES
+from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, CLIP_SUFFIXES
 
 # Our pose fields -> the VPT recorder's (which use Minecraft's yaw and pitch conventions).
 POSE_FIELDS: dict[str, str] = {"x": "xpos", "y": "ypos", "z": "zpos", "yaw": "yaw", "pitch": "pitch"}
@@ -175,26 +176,11 @@ def read_action_log(path: Path, strict: bool = False) -> tuple[list[Action], lis
 
 
 def decode_mp4(path: Path) -> tuple[np.ndarray, float | None]:
-    """All frames of an mp4 as uint8 (T, H, W, 3) RGB, and the stream's frame rate."""
-    import av
-
-    if not path.is_file():
-        raise ClipError(f"{path}: video missing")
+    """data.video.decode_mp4, its errors reported as the clip's."""
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ClipError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else None
-            expected = stream.frames  # from the container's index; 0 when unknown
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-    except av.FFmpegError as err:
-        raise ClipError(f"{path}: cannot decode video, the file is truncated or corrupt ({err})") from err
-    if not frames:
-        raise ClipError(f"{path}: video holds no frames (truncated or corrupt?)")
-    if expected and len(frames) < expected:
-        raise ClipError(f"{path}: decoded {len(frames)} of the {expected} frames its index lists (truncated?)")
-    return np.stack(frames), fps
+        return mp4.decode_mp4(path)
+    except mp4.VideoError as err:
+        raise ClipError(str(err)) from err
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
     game = Game(seed=3, biome="forest", size=64)
     obs = game.reset()                      # uint8 (64, 64, 3)
     obs = game.step(Action({"forward"}))    # physics for one tick, then the new frame
+    video = game.rollout(actions).frames    # reset(), then one step per action: (T + 1, 64, 64, 3)
 
 Time alignment follows the VPT recorder (docs/ARCHITECTURE.md): the action passed to
 `step` is what was pressed while the previous frame was shown; `step` returns the next
@@ -11,14 +12,23 @@ frame. The same seed, biome, start pose and action sequence always give the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-from data.actions import Action
+from data.actions import FPS, Action
 from data.physics import Player, Pose, StepInfo
 from data.render import render
 from data.world import World
 
-FPS = 20
+
+@dataclass
+class Rollout:
+    """A play of fixed actions from the start: frames[0] is the start, frames[t + 1] what actions[t] made."""
+
+    frames: np.ndarray  # uint8 (T + 1, size, size, 3)
+    poses: list[Pose]  # T + 1: the pose each frame was drawn from
 
 
 def spawn_pose(world: World, seed: int) -> Pose:
@@ -71,6 +81,14 @@ class Game:
         """Apply one tick of physics for `act`, then return the new frame (size x size x 3 uint8)."""
         self.last_info = self.player.step(self.world, act)
         return self.observe()
+
+    def rollout(self, actions: Sequence[Action]) -> Rollout:
+        """reset(), then step through `actions` in turn: the simulator's video of them, and its poses."""
+        frames, poses = [self.reset()], [self.pose]
+        for act in actions:
+            frames.append(self.step(act))
+            poses.append(self.pose)
+        return Rollout(np.stack(frames), poses)
 
     def observe(self, size: int | None = None) -> np.ndarray:
         """The current frame, at `size` pixels square (default: the game's size)."""

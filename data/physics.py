@@ -53,8 +53,6 @@ from data.blocks import BREAKABLE, PLACED_BLOCK, SOLID, Block
 from data.render import View, raycast_block
 from data.world import World
 
-TICKS_PER_SECOND = 20
-
 # Body and eyes (blocks).
 HALF_WIDTH = 0.3
 HEIGHT = 1.8
@@ -124,7 +122,7 @@ class Pose:
         return {"x": self.x, "y": self.y, "z": self.z, "yaw": self.yaw, "pitch": self.pitch}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Pose":
+    def from_dict(cls, d: dict) -> Pose:
         return cls(d["x"], d["y"], d["z"], d.get("yaw", 0.0), d.get("pitch", 0.0))
 
 

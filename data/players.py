@@ -22,7 +22,8 @@ same actions.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -39,7 +40,7 @@ LOOK_PITCH_RANGE = (-70.0, 60.0)  # where a human-like player keeps its gaze
 
 
 class Player(Protocol):
-    def act(self, game: "Game") -> Action: ...
+    def act(self, game: Game) -> Action: ...
 
 
 def angle_diff(target: float, current: float) -> float:
@@ -47,7 +48,7 @@ def angle_diff(target: float, current: float) -> float:
     return (target - current + 180.0) % 360.0 - 180.0
 
 
-def _ahead(game: "Game", yaw: float, forward: float, strafe: float, dist: float = 0.7) -> tuple[int, int, int]:
+def _ahead(game: Game, yaw: float, forward: float, strafe: float, dist: float = 0.7) -> tuple[int, int, int]:
     """The cell at the player's feet `dist` blocks away in the direction it is moving."""
     yaw_r = math.radians(yaw)
     fx, fz = math.sin(yaw_r), -math.cos(yaw_r)
@@ -61,7 +62,7 @@ def _ahead(game: "Game", yaw: float, forward: float, strafe: float, dist: float 
     )
 
 
-def obstacle(game: "Game", keys: set[str]) -> str:
+def obstacle(game: Game, keys: set[str]) -> str:
     """What lies in the direction of the held movement keys: "none", "step" (jumpable) or "wall"."""
     forward = float("forward" in keys) - float("back" in keys)
     strafe = float("right" in keys) - float("left" in keys)
@@ -76,7 +77,7 @@ def obstacle(game: "Game", keys: set[str]) -> str:
     return "step"
 
 
-def shore_heading(game: "Game", max_dist: int = 24) -> float | None:
+def shore_heading(game: Game, max_dist: int = 24) -> float | None:
     """Yaw (degrees) towards the nearest column topped by land rather than water, or None."""
     pose, world = game.pose, game.world
     best: tuple[int, float] | None = None
@@ -130,7 +131,7 @@ class HumanLike:
         self.target_yaw = None
 
     # ----- segments ------------------------------------------------------------------------
-    def _start(self, game: "Game") -> None:
+    def _start(self, game: Game) -> None:
         names = list(self.MODES)
         weights = np.array([self.MODES[n][0] for n in names])
         self.mode = names[int(self.rng.choice(len(names), p=weights / weights.sum()))]
@@ -166,7 +167,7 @@ class HumanLike:
         return float(np.clip(self.rng.normal(-5.0, 10.0), -35.0, 25.0))
 
     # ----- the mouse -----------------------------------------------------------------------
-    def _look(self, game: "Game", max_turn: float = HUMAN_MAX_TURN) -> tuple[float, float]:
+    def _look(self, game: Game, max_turn: float = HUMAN_MAX_TURN) -> tuple[float, float]:
         pose = game.pose
         target_yaw = pose.yaw if self.target_yaw is None else self.target_yaw
         d_yaw = float(np.clip(angle_diff(target_yaw, pose.yaw) * 0.25, -max_turn, max_turn))
@@ -176,7 +177,7 @@ class HumanLike:
         return round(d_pitch, 3), round(d_yaw, 3)
 
     # ----- one frame -----------------------------------------------------------------------
-    def act(self, game: "Game") -> Action:
+    def act(self, game: Game) -> Action:
         if self.left <= 0:
             self._start(game)
         self.left -= 1
@@ -220,7 +221,7 @@ class HumanLike:
             keys.add("jump")  # swim up, and climb out at the shore
         return Action(frozenset(keys), self._look(game))
 
-    def _head_for_shore(self, game: "Game") -> None:
+    def _head_for_shore(self, game: Game) -> None:
         """People do not tread water for long: after a while in it, swim towards the nearest land."""
         self.water_ticks = self.water_ticks + 1 if game.player.in_water else 0
         if self.water_ticks % 30 != 20 or self.mode == "turn_away":
@@ -263,7 +264,7 @@ class HumanLike:
         elif self.turn_phase == 2 and abs(angle_diff(self.origin[0], pose.yaw)) < 1.0:
             self.left = min(self.left, 10)  # look at what is there again for a moment, then move on
 
-    def _blocked(self, keys: set[str], game: "Game") -> bool:
+    def _blocked(self, keys: set[str], game: Game) -> bool:
         """Jump over a step; turn away from a wall or from being stuck."""
         ahead = obstacle(game, keys)
         if ahead == "step":
@@ -299,7 +300,7 @@ class Chaotic:
     def restart(self) -> None:
         pass
 
-    def act(self, game: "Game") -> Action:
+    def act(self, game: Game) -> Action:
         if self.rng.random() < self.change_prob:
             self.keys = frozenset(k for k, p in self.KEY_PROBS.items() if self.rng.random() < p)
         d_yaw = float(self.rng.uniform(-CHAOTIC_MAX_YAW, CHAOTIC_MAX_YAW)) if self.rng.random() < 0.8 else 0.0
@@ -326,7 +327,7 @@ class Mixed:
         self.current = "human"
         self.left = 0
 
-    def act(self, game: "Game") -> Action:
+    def act(self, game: Game) -> Action:
         if self.left <= 0:
             self.current = "chaotic" if self.rng.random() < self.chaotic_share else "human"
             self.players[self.current].restart()
@@ -342,7 +343,7 @@ class Replay:
         self.actions = list(actions)
         self.t = 0
 
-    def act(self, game: "Game") -> Action:
+    def act(self, game: Game) -> Action:
         act = self.actions[self.t] if self.t < len(self.actions) else Action()
         self.t += 1
         return act
@@ -356,3 +357,20 @@ def make_player(name: str, seed: int) -> Player:
     if name not in PLAYERS:
         raise ValueError(f"unknown player {name!r}; choose one of {', '.join(PLAYERS)}")
     return PLAYERS[name](seed)
+
+
+def long_play_actions(n: int) -> list[Action]:
+    """A scripted loop of 20-frame segments: walk, turn while walking, look around, jump, back up."""
+    segments = [
+        Action(frozenset({"forward"})),
+        Action(frozenset({"forward"}), (0.0, 5.0)),
+        Action(camera=(0.0, -8.0)),
+        Action(),
+        Action(frozenset({"forward", "jump"})),
+        Action(camera=(3.0, 0.0)),
+        Action(camera=(-3.0, 4.0)),
+        Action(frozenset({"back"})),
+        Action(frozenset({"left"})),
+        Action(frozenset({"forward", "sprint"}), (0.0, -3.0)),
+    ]
+    return [segments[(t // 20) % len(segments)] for t in range(n)]

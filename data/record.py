@@ -9,7 +9,7 @@ output folder (see docs/FORMATS.md):
     NAME.jsonl        one VPT-recorder-shaped action line per frame, with the player's pose
     NAME.meta.json    seed, biome, size, fps, frame count, player, versions: written LAST
 
-Every file is written under a temporary name and moved into place with os.replace, and
+Every file is written under a temporary name and moved into place (data/clip_files.py), and
 meta.json goes last, so a clip is complete exactly when its meta.json exists. A killed
 recording leaves no half clip that looks complete; rerunning the same command skips the
 complete clips and redoes the others. A complete clip is never deleted or overwritten.
@@ -20,31 +20,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import importlib.metadata
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from data.actions import FPS
+from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, created_now, versions, write_clip
+from data.files import write_bytes_atomic
 from data.terrain import BIOMES
+from data.video import write_mp4  # noqa: F401 (re-exported: app/web.py imports it from here until it moves to data.video)
 from data.worker_death import die_with_parent
 
-FPS = 20
-CLIP_FORMAT = "worldmodel-clip"
-CLIP_FORMAT_VERSION = 1
 MANIFEST_NAME = "record.json"
 # The settings that decide what a clip holds; the manifest compares these on a rerun.
 # `frames` (the total) may change between runs: more frames means more clips.
 CONTENT_SETTINGS: tuple[str, ...] = ("clip_frames", "size", "seed", "player", "biomes")
-CLIP_SUFFIXES: tuple[str, ...] = (".frames.npy", ".mp4", ".jsonl", ".meta.json")
 
 
 @dataclass(frozen=True)
@@ -119,59 +117,6 @@ def plan_clips(cfg: RecordConfig) -> list[ClipPlan]:
 
 # --- writing one clip -------------------------------------------------------------------
 
-def _temp_path(path: Path) -> Path:
-    # A dot name, so find_clips never mistakes it for a clip; a redo overwrites it.
-    return path.with_name(f".{path.name}.tmp")
-
-
-def write_atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = _temp_path(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_frames_npy(path: Path, frames: np.ndarray) -> None:
-    tmp = _temp_path(path)
-    with open(tmp, "wb") as f:  # a file object, so np.save does not append ".npy" to the temp name
-        np.save(f, np.ascontiguousarray(frames, dtype=np.uint8), allow_pickle=False)
-    os.replace(tmp, path)
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS, crf: int = 18) -> None:
-    """Browser-playable H.264 (yuv420p, faststart).
-
-    Preset ultrafast: on 64x64 game frames it encodes ~8,000 frames/s on one core, 3x veryfast,
-    for files ~1.8x larger (about 2 KB a frame) and no worse pixels; the mp4 is for viewing,
-    training reads frames.npy.
-    """
-    import av  # imported here: only writers need it
-
-    _, height, width, _ = frames.shape
-    tmp = _temp_path(path)
-    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": str(crf)}
-        stream.codec_context.thread_count = 1  # the recorder already runs one process per core
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-
-
-def versions() -> dict[str, str]:
-    """Versions of what made the clip, read without importing torch (4 s here)."""
-    found = {"python": platform.python_version(), "numpy": np.__version__}
-    for package in ("worldmodel", "torch", "av"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 def clip_meta(plan: ClipPlan, cfg: RecordConfig, biome: str, frames: np.ndarray) -> dict[str, Any]:
     return {
         "format": CLIP_FORMAT,
@@ -187,7 +132,7 @@ def clip_meta(plan: ClipPlan, cfg: RecordConfig, biome: str, frames: np.ndarray)
         "player": {"name": cfg.player, "seed": plan.player_seed},
         "record": cfg.settings(),
         "versions": versions(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": created_now(),
     }
 
 
@@ -249,22 +194,14 @@ def record_clip(
     player_factory: PlayerFactory = default_player_factory,
 ) -> int:
     """Record one clip into `out`; meta.json is written last. Returns the number of frames."""
-    from data.actions import write_actions
-
     for stale in out.glob(f".{plan.name}.*"):  # temp files of a killed attempt at this clip
         stale.unlink()
     game = game_factory(plan.seed, plan.biome, cfg.size)
     player = player_factory(cfg.player, plan.player_seed)
     frames, actions, poses, extras = play_clip(game, player, plan.frames)
     biome = getattr(getattr(game, "world", None), "biome", plan.biome)
-    stem = out / plan.name
-    # The frames file first: a clip whose mp4 or jsonl exists without meta.json then always
-    # has frames.npy too, so the reader calls it incomplete, not a clip recorded elsewhere.
-    write_frames_npy(stem.with_name(plan.name + ".frames.npy"), frames)
-    write_mp4(stem.with_name(plan.name + ".mp4"), frames)
-    write_actions(stem.with_name(plan.name + ".jsonl"), actions, poses, extras)
     meta = clip_meta(plan, cfg, str(biome), frames)
-    write_atomic_bytes(stem.with_name(plan.name + ".meta.json"), (json.dumps(meta, indent=2) + "\n").encode())
+    write_clip(out, plan.name, frames, actions, meta, fps=FPS, frames_npy=True, poses=poses, extras=extras)
     return plan.frames
 
 
@@ -334,7 +271,7 @@ def check_folder(out: Path, cfg: RecordConfig, plans: list[ClipPlan], force: boo
 def write_manifest(out: Path, cfg: RecordConfig) -> None:
     manifest = {"format": CLIP_FORMAT, "format_version": CLIP_FORMAT_VERSION,
                 "settings": cfg.settings(), "frames": cfg.frames}
-    write_atomic_bytes(out / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_bytes_atomic(out / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def _record_job(job: tuple[ClipPlan, RecordConfig, str, GameFactory, PlayerFactory]) -> int:

@@ -50,7 +50,7 @@ class World:
         self.tile_top = compute_tile_top(self.blocks)
 
     @classmethod
-    def generate(cls, seed: int, biome: str | None = None, size: int = 256, height: int = 64) -> "World":
+    def generate(cls, seed: int, biome: str | None = None, size: int = 256, height: int = 64) -> World:
         """Generate a world; with `biome=None` the biome is picked from the seed."""
         if biome is None:
             biome = BIOMES[int(np.random.default_rng(int(seed) & 0xFFFFFFFF).integers(len(BIOMES)))]

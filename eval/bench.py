@@ -18,8 +18,9 @@ def run(quick: bool = False) -> list[dict]:
 
     from data.actions import stack
     from data.benchmark_actions import benchmark_actions
-    from eval import aesthetic, consistency3d, fidelity, idm, image_quality, pose, smoothness, temporal
+    from eval import aesthetic, consistency3d, fidelity, image_quality, pose, smoothness, temporal
     from eval.controllability import video_labels
+    from eval.idm import model as idm
     from eval.suite import Job, simulate
 
     torch.set_num_threads(1)
@@ -27,7 +28,7 @@ def run(quick: bool = False) -> list[dict]:
     names = ["forward", "camera_r"] if quick else ["forward", "camera_r", "jump_camera_ul", "left_attack"]
     every = benchmark_actions()
     jobs = [Job("forest_1", n, tuple(every[n][:frames_per_video])) for n in names]
-    model = idm.load_idm() if (idm.DEFAULT_PATH / "model.safetensors").is_file() else idm.InverseDynamicsModel(idm.IDMConfig()).eval()
+    model = idm.InverseDynamicsModel.from_pretrained() if (idm.DEFAULT_PATH / "model.safetensors").is_file() else idm.InverseDynamicsModel(idm.IDMConfig()).eval()
 
     def controllability(job, truth):  # noqa: ANN001, ANN202
         keys, camera = stack(list(job.actions))
@@ -63,8 +64,3 @@ def run(quick: bool = False) -> list[dict]:
     })  # fmt: skip
     return rows
 
-
-if __name__ == "__main__":
-    from app.bench import format_table
-
-    print(format_table(run(quick=True)))

@@ -79,11 +79,13 @@ def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
 def _train_idm(args: argparse.Namespace) -> int:
     import torch
 
-    from eval.idm import DEFAULT_PATH, TrainConfig, train_idm
+    from eval.idm.config import IDMTrainConfig
+    from eval.idm.model import DEFAULT_PATH
+    from eval.idm.train import train_idm
 
     torch.set_num_threads(args.threads or 1)  # one thread trains fastest on a shared machine
     data = None if args.train_idm == "sim" else Path(args.train_idm)
-    info = train_idm(TrainConfig(minutes=args.minutes, seed=args.seed), args.out or DEFAULT_PATH, data)
+    info = train_idm(IDMTrainConfig(minutes=args.minutes, seed=args.seed), args.out or DEFAULT_PATH, data)
     import json
 
     print(json.dumps(info["held_out"], indent=2))
@@ -114,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
     from eval import scorers as paper
-    from eval.idm import DEFAULT_PATH, load_idm
+    from eval.idm.model import DEFAULT_PATH, InverseDynamicsModel
     from eval.report import markdown_table, write_report
     from eval.suite import FolderInUse, Scorers, make_jobs, prepare_folder, run_info, run_suite, simulate
 
@@ -125,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     idm_path = args.idm or DEFAULT_PATH
     try:
-        scorers = Scorers(load_idm(idm_path), plugged)
+        scorers = Scorers(InverseDynamicsModel.from_pretrained(idm_path), plugged)
         cfg = _suite_config(args)
         if args.videos is not None:
             from eval.videos import VideoFolder

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.idm import BINARY_KEYS, PredictedActions, labels_from_actions
+from eval.labels import BINARY_KEYS, PredictedActions, labels_from_actions
 
 SCORER_NAME = "our IDM (assets/idm), GameWorld scoring"
 KEYBOARD_TASKS = ("fb", "lr", "attack", "jump")

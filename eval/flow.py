@@ -102,3 +102,20 @@ def radial_flow(a: np.ndarray, b: np.ndarray) -> float:
     r = np.hypot(rx, ry)
     ring = (r > 6) & (r < min(h, w) / 2 - 2)  # away from the crosshair and the borders
     return float(np.mean((flow[..., 0] * rx + flow[..., 1] * ry)[ring] / r[ring]))
+
+
+def flow_shift_x(a: np.ndarray, b: np.ndarray) -> float:
+    """Median horizontal flow (pixels) a -> b over grid points whose forward and backward flows agree (0 if none)."""
+    pts_a, pts_b, ok = grid_matches(a, b)
+    return float(np.median(pts_b[ok, 0] - pts_a[ok, 0])) if ok.any() else 0.0
+
+
+def phase_shift_x(a: np.ndarray, b: np.ndarray) -> float:
+    """Horizontal shift (pixels) of b relative to a by phase correlation of the grey images."""
+    import cv2
+
+    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    window = cv2.createHanningWindow(ga.shape[::-1], cv2.CV_32F)
+    (dx, _dy), _response = cv2.phaseCorrelate(ga, gb, window)
+    return float(dx)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from data.files import write_text_atomic
+
 PAPER_DIMS = ("image_quality", "aesthetic", "temporal", "smoothness", "keyboard", "mouse", "consistency_3d")
 OUR_DIMS = ("scenario", "psnr", "ssim", "pose_following", "pose_error_deg")
 TITLES = {
@@ -189,14 +191,6 @@ def thumbnail(frames: np.ndarray, count: int = 6) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-# ---------------------------------------------------------------- files
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    from data.actions import write_text_atomic
-
-    write_text_atomic(path, text)
-
 
 def write_report(
     out: Path,
@@ -210,11 +204,11 @@ def write_report(
     table = markdown_table({label: summary})
     scorers = scorer_table(info["scorers"])
     report = {"summary": summary, "run": info, "videos": rows}
-    _atomic_write(out / "report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
+    write_text_atomic(out / "report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
     md = f"# worldmodel eval: {label}\n\n{table}\n\n## Scorers\n\n{scorers}\n"
     if summary.get("keyboard_tasks"):
         md += "\n## Keyboard tasks\n\n" + " ".join(f"{k}: {v:.3f}" for k, v in summary["keyboard_tasks"].items()) + "\n"
-    _atomic_write(out / "report.md", md)
+    write_text_atomic(out / "report.md", md)
 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>worldmodel eval</title>",
@@ -239,7 +233,7 @@ def write_report(
                 parts.append(f"<br><img src='data:image/png;base64,{thumbnail(truth)}'>")
             parts.append("</p>")
     parts.append("</body></html>")
-    _atomic_write(out / "report.html", "\n".join(parts))
+    write_text_atomic(out / "report.html", "\n".join(parts))
     return summary
 
 

@@ -20,9 +20,9 @@ own APIs; the report's "scorer" column says which scorer produced each number.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -136,17 +137,11 @@ def simulate(job: Job, size: int = 64) -> Truth:
     """The simulator's video for a job, and the true camera path from its poses."""
     from eval.pose import true_path_from_poses
 
-    game = _scene_game(job.scene, size)
-    frames = [game.reset()]  # reset() undoes the previous play's edits and puts the player back
-    poses = [_pose_dict(game.pose)]
-    for act in job.actions[:-1]:
-        frames.append(game.step(act))
-        poses.append(_pose_dict(game.pose))
-    return Truth(np.stack(frames), true_path_from_poses(poses))
-
-
-def _pose_dict(pose: Any) -> dict[str, float]:
-    return {"pitch": float(pose.pitch), "yaw": float(pose.yaw)}
+    # The last action makes no frame of the video. rollout() starts with reset(), which undoes the
+    # previous play's edits and puts the player back.
+    play = _scene_game(job.scene, size).rollout(job.actions[:-1])
+    poses = [{"pitch": float(pose.pitch), "yaw": float(pose.yaw)} for pose in play.poses]
+    return Truth(play.frames, true_path_from_poses(poses))
 
 
 # ---------------------------------------------------------------- sources
@@ -229,8 +224,7 @@ class Scorers:
     paper: dict[str, tuple[str, Callable[[np.ndarray], float]]] = field(default_factory=dict)
 
     def names(self) -> dict[str, str]:
-        from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario
-        from eval import smoothness, temporal
+        from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario, smoothness, temporal
 
         ours = {
             "image_quality": image_quality.SCORER_NAME,
@@ -256,8 +250,8 @@ def _frame_score(scorers: Scorers, dim: str, frames: np.ndarray, ours: Callable[
 
 def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scorers) -> dict[str, Any]:
     """Every dimension for one video (T, H, W, 3) uint8; JSON-ready."""
-    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, idm, pose, scenario
-    from eval import smoothness, temporal
+    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario, smoothness, temporal
+    from eval.idm import model as idm
 
     row: dict[str, Any] = {"name": job.name, "scene": job.scene, "action": job.action, "kind": job.kind}
     row["frames"] = int(len(frames))
@@ -298,7 +292,7 @@ class FolderInUse(RuntimeError):
 
 
 def _write_json(path: Path, values: Any) -> None:
-    from data.actions import write_text_atomic
+    from data.files import write_text_atomic
 
     write_text_atomic(path, json.dumps(values, indent=1, allow_nan=False) + "\n")
 
@@ -340,7 +334,7 @@ def run_suite(
     """Generate and score every job not yet cached under OUT/videos; return all rows in job order."""
     from tqdm import tqdm
 
-    from data.record import write_mp4
+    from data.video import write_mp4
 
     truth_of = truths or (lambda job: simulate(job, cfg.size))
     videos = out / "videos"

@@ -41,7 +41,7 @@ def consistency_from_features(features: np.ndarray) -> float:
 
 def temporal_consistency(frames: np.ndarray, model=None) -> float:  # noqa: ANN001 (an IDM; imported lazily)
     """Temporal consistency of a video (T, H, W, 3) uint8 with the shipped IDM's trunk (or `model`'s)."""
-    from eval.idm import embed_frames, load_idm
+    from eval.idm.model import InverseDynamicsModel, embed_frames
 
-    model = model if model is not None else load_idm()
+    model = model if model is not None else InverseDynamicsModel.from_pretrained()
     return consistency_from_features(embed_frames(model, frames))

@@ -26,31 +26,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from quant.config import BnbConfig, Int8Config, LutConfig, QuantConfig
+from quant.config import BnbConfig, LutConfig, QuantConfig
 from quant.int8 import Int8Linear
 from quant.lut import LutLinear
+from quant.registry import Handler, handler_for
 
 FilterFn = Callable[[nn.Module, str], bool]
 
-# config type -> (build from a float Linear, build empty of the same shape)
-HANDLERS: dict[type, tuple[Callable, Callable]] = {
-    Int8Config: (Int8Linear.from_float, lambda lin, cfg: Int8Linear(lin.in_features, lin.out_features, lin.bias is not None, cfg, lin.weight.device)),
-    LutConfig: (LutLinear.from_float, lambda lin, cfg: LutLinear(lin.in_features, lin.out_features, lin.bias is not None, cfg, lin.weight.device)),
-}
 
 
-def _bnb_handlers() -> tuple[Callable, Callable]:
-    from quant import bnb  # imported lazily: bitsandbytes is optional and slow to import
-
-    return bnb.from_float, bnb.empty_like
-
-
-def _handler(config: QuantConfig) -> tuple[Callable, Callable]:
+def _handler(config: QuantConfig) -> Handler:
     if isinstance(config, BnbConfig):
-        return _bnb_handlers()
-    if type(config) not in HANDLERS:
-        raise TypeError(f"no quantization handler for {type(config).__name__}")
-    return HANDLERS[type(config)]
+        # Imported only now, which registers its handler: bitsandbytes is optional and slow to import.
+        import quant.bnb  # noqa: F401 (imported for its registration)
+    return handler_for(config)
 
 
 def _default_filter(module: nn.Module, name: str) -> bool:
@@ -109,9 +98,9 @@ def quantize_(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None 
     filter_fn(module, qualified_name) -> bool picks layers (default: all nn.Linear).
     If `model` itself is an nn.Linear, quantize it and return the new module.
     """
-    build, _ = _handler(config)
+    handler = _handler(config)
     if type(model) is nn.Linear:
-        return build(model, config) if (filter_fn or _default_filter)(model, "") else model
+        return handler(model, config, False) if (filter_fn or _default_filter)(model, "") else model
     chosen = _chosen_linears(model, config, filter_fn)
     try:
         from tqdm import tqdm
@@ -120,7 +109,7 @@ def quantize_(model: nn.Module, config: QuantConfig, filter_fn: FilterFn | None 
     except ImportError:  # tqdm is a project dependency; stay usable without it
         progress = chosen
     for name, linear in progress:
-        _replace(model, name, build(linear, config))
+        _replace(model, name, handler(linear, config, False))
     return model
 
 
@@ -130,9 +119,9 @@ def prepare_quantized_(model: nn.Module, config: QuantConfig, filter_fn: FilterF
     Works on a skeleton built on the meta device: the float weights are never touched.
     Use the config from quant_config.json (its `modules` pins the exact layers).
     """
-    _, empty = _handler(config)
+    handler = _handler(config)
     for name, linear in _chosen_linears(model, config, filter_fn):
-        _replace(model, name, empty(linear, config))
+        _replace(model, name, handler(linear, config, True))
     return model
 
 

@@ -116,7 +116,7 @@ def run(quick: bool) -> list[dict]:
                     x = activations(m, k, generator)
                     ref = linear(x)
                     active = {name: layer for name, layer in layers.items() if not (name.startswith("bnb") and m > BNB_MAX_TOKENS)}
-                    fns = {"fp32": lambda: linear(x)} | {name: (lambda layer=layer: layer(x)) for name, layer in active.items()}
+                    fns = {"fp32": lambda linear=linear, x=x: linear(x)} | {name: (lambda layer=layer, x=x: layer(x)) for name, layer in active.items()}
                     budget = 2 * m * k * n
                     repeats = 7 if quick else (21 if budget < 5e7 else 15)
                     times = interleaved_timings(fns, repeats)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from quant.config import BnbConfig
+from quant.registry import register_quantize_handler
 
 # bitsandbytes' CPU backend warns on import that it could not fetch an optional kernel from the hub
 # (a download we never want); keep that one logger quiet.
@@ -114,3 +115,8 @@ def from_float(linear: nn.Linear, cfg: BnbConfig) -> nn.Module:
     layer = layer.to(linear.weight.device)  # this is where bitsandbytes quantizes
     layer.cfg = cfg
     return layer.eval()
+
+
+@register_quantize_handler(BnbConfig)
+def _bnb_handler(linear: nn.Linear, cfg: BnbConfig, empty: bool) -> nn.Module:
+    return empty_like(linear, cfg) if empty else from_float(linear, cfg)

@@ -29,29 +29,9 @@ from torch import nn
 
 from quant import reference
 from quant.config import Int8Config
+from quant.int8_layout import pack_int8, unpack_int8
 from quant.kernels.cpu import load as load_cpu_kernel
-
-
-def pack_int8(w_int8: torch.Tensor) -> torch.Tensor:
-    """(N, K) int8 -> blocked (Np/16, Kp/4, 16, 4), zero-padded to multiples of 16 and 4."""
-    n, k = w_int8.shape
-    np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
-    padded = torch.zeros(np_, kp, dtype=torch.int8, device=w_int8.device)
-    padded[:n, :k] = w_int8
-    return padded.reshape(np_ // 16, 16, kp // 4, 4).permute(0, 2, 1, 3).contiguous()
-
-
-def unpack_int8(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """Inverse of pack_int8: (N, K) int8."""
-    nb, k4 = packed.shape[:2]
-    return packed.permute(0, 2, 1, 3).reshape(nb * 16, k4 * 4)[:n, :k]
-
-
-def packed_columns(packed: torch.Tensor, columns: torch.Tensor, n: int) -> torch.Tensor:
-    """Int8 weight columns `columns` (indices into K) as an (N, len) tensor, straight from the blocked layout."""
-    blocks = packed[:, columns // 4].permute(0, 2, 1, 3)  # (Np/16, 16, len, 4)
-    blocks = blocks.reshape(-1, columns.numel(), 4)  # (Np, len, 4)
-    return blocks[:, torch.arange(columns.numel(), device=columns.device), columns % 4][:n]  # (N, len)
+from quant.registry import register_quantize_handler
 
 
 class Int8Linear(nn.Module):
@@ -75,7 +55,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", torch.empty(out_features, dtype=torch.float32, device=device) if bias else None)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, cfg: Int8Config) -> "Int8Linear":
+    def from_float(cls, linear: nn.Linear, cfg: Int8Config) -> Int8Linear:
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, cfg, linear.weight.device)
         w_int8, scale = reference.quantize_weight_int8(linear.weight)
         layer.weight_int8 = pack_int8(w_int8)
@@ -121,3 +101,10 @@ class Int8Linear(nn.Module):
             return reference.int8_linear(x, self.weight_int8_rows(), self.weight_scale, self.bias, self.cfg.threshold)
         bias = self.bias if self.bias is not None else torch.empty(0)
         return kernel.int8_linear(x, self.weight_int8, self.weight_scale, self.weight_sum, bias, self.out_features, float(self.cfg.threshold), -1)
+
+
+@register_quantize_handler(Int8Config)
+def _int8_handler(linear: nn.Linear, cfg: Int8Config, empty: bool) -> nn.Module:
+    if empty:
+        return Int8Linear(linear.in_features, linear.out_features, linear.bias is not None, cfg, linear.weight.device)
+    return Int8Linear.from_float(linear, cfg)

@@ -57,6 +57,7 @@ from torch import nn
 from quant import reference
 from quant.config import LutConfig
 from quant.kernels.cpu import load as load_cpu_kernel
+from quant.registry import register_quantize_handler
 
 # Byte p of a 32-byte run holds (low nibble) channel LOW_CHANNEL[p] and (high) 32 + that.
 LOW_CHANNEL = torch.tensor([(p // 2) + 16 * (p % 2) for p in range(32)])
@@ -261,7 +262,7 @@ class LutLinear(nn.Module):
         self.register_buffer("bias", torch.empty(out_features, dtype=torch.float32, device=device) if bias else None)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, cfg: LutConfig) -> "LutLinear":
+    def from_float(cls, linear: nn.Linear, cfg: LutConfig) -> LutLinear:
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, cfg, "cpu")
         weight = linear.weight.detach().float().cpu()
         if cfg.method == "rtn":
@@ -375,3 +376,10 @@ def _upgrade_float16_scales(state_dict: dict, prefix: str) -> None:
     alpha_code, alpha_scale, offset_code, offset_scale = compress_scales(alpha, offset)
     state_dict[prefix + "alpha_code"], state_dict[prefix + "alpha_scale"] = alpha_code, alpha_scale
     state_dict[prefix + "offset_code"], state_dict[prefix + "offset_scale"] = offset_code, offset_scale
+
+
+@register_quantize_handler(LutConfig)
+def _lut_handler(linear: nn.Linear, cfg: LutConfig, empty: bool) -> nn.Module:
+    if empty:
+        return LutLinear(linear.in_features, linear.out_features, linear.bias is not None, cfg, linear.weight.device)
+    return LutLinear.from_float(linear, cfg)

@@ -12,7 +12,8 @@ import torch
 
 from data.actions import KEYS, Action, to_vpt_line
 from data.clips import Clip, ClipError, ClipWindows, clip_stem, find_clips, read_clip
-from data.record import RecordConfig, plan_clips, record, write_mp4
+from data.record import RecordConfig, plan_clips, record
+from data.video import write_mp4
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ with the shipped IDM. Slow (about a minute): run with `-m slow`.
 import pytest
 import torch
 
-from eval.idm import DEFAULT_PATH, load_idm
+from eval.idm.model import DEFAULT_PATH, InverseDynamicsModel
 from eval.report import summarize
 from eval.suite import BaselineSource, Scorers, SimulatorSource, SuiteConfig, make_jobs, run_suite
 
@@ -19,7 +19,7 @@ def summaries(tmp_path_factory):
     if not (DEFAULT_PATH / "model.safetensors").is_file():
         pytest.skip("no trained IDM in assets/idm")
     torch.set_num_threads(1)
-    scorers = Scorers(load_idm())
+    scorers = Scorers(InverseDynamicsModel.from_pretrained())
     jobs = make_jobs(CFG)
     actions = {j.action: j.actions for j in jobs if j.kind == "benchmark"}
     sources = {"truth": SimulatorSource()}

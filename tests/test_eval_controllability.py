@@ -5,7 +5,7 @@ import pytest
 
 from data.actions import Action, stack
 from eval.controllability import camera_bucket, score_predictions, video_labels
-from eval.idm import PredictedActions, direction_class, labels_from_actions, pair_class
+from eval.labels import PredictedActions, direction_class, labels_from_actions, pair_class
 
 
 def _pred(labels: dict) -> PredictedActions:

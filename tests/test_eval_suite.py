@@ -8,12 +8,20 @@ import pytest
 import torch
 
 from data.actions import write_actions
-from data.record import write_mp4
+from data.video import write_mp4
 from eval import cli
-from eval.idm import IDMConfig, InverseDynamicsModel, save_idm
+from eval.idm.model import IDMConfig, InverseDynamicsModel
 from eval.report import leaderboard
 from eval.suite import (
-    BaselineSource, FolderInUse, Scorers, SimulatorSource, SuiteConfig, make_jobs, prepare_folder, run_info, run_suite,
+    BaselineSource,
+    FolderInUse,
+    Scorers,
+    SimulatorSource,
+    SuiteConfig,
+    make_jobs,
+    prepare_folder,
+    run_info,
+    run_suite,
     simulate,
 )  # fmt: skip
 
@@ -25,7 +33,7 @@ def idm_dir(tmp_path_factory):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("idm")
-    save_idm(InverseDynamicsModel(IDMConfig()).eval(), path)
+    InverseDynamicsModel(IDMConfig()).eval().save_pretrained(path)
     return path
 
 
@@ -39,9 +47,8 @@ class CountingSource(SimulatorSource):
 
 
 def _scorers(idm_dir):
-    from eval.idm import load_idm
 
-    return Scorers(load_idm(idm_dir))
+    return Scorers(InverseDynamicsModel.from_pretrained(idm_dir))
 
 
 def test_jobs_cover_scenes_actions_and_a_round_trip():

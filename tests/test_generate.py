@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from small_worlds import SeedScene
 
 import app.generate as generate
 from app.generate import JobError, read_jobs, run_jobs
 from app.worlds import SIMULATOR, WorldFactory
+from data import clip_files
 from data.actions import NOOP, Action, read_actions, to_minerl
 from data.clips import decode_mp4, read_clip
-from small_worlds import SeedScene
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +103,7 @@ def test_a_crash_mid_job_is_redone_and_finished_jobs_are_kept(tmp_path, two_scen
     jobs = read_jobs(write_jobs(tmp_path / "jobs.jsonl", [
         {"id": f"j{i}", "start": "seed-3", "actions": WALK[:3]} for i in range(3)]))
     out = tmp_path / "out"
-    real_write_actions = generate.write_actions
+    real_write_actions = clip_files.write_actions  # the clip writer generate uses
 
     def crash_on_j1(path, actions, *rest):
         if Path(path).name == "j1.jsonl":
@@ -110,12 +111,12 @@ def test_a_crash_mid_job_is_redone_and_finished_jobs_are_kept(tmp_path, two_scen
             raise KeyboardInterrupt  # stands in for the kill: nothing after it runs
         real_write_actions(path, actions, *rest)
 
-    monkeypatch.setattr(generate, "write_actions", crash_on_j1)
+    monkeypatch.setattr(clip_files, "write_actions", crash_on_j1)
     with pytest.raises(KeyboardInterrupt):
         run_jobs(jobs, out, WorldFactory("cpu"), SIMULATOR, progress=False)
     assert (out / "j1.mp4").exists() and not (out / "j1.meta.json").exists()
     kept = (out / "j0.meta.json").stat().st_mtime_ns
-    monkeypatch.setattr(generate, "write_actions", real_write_actions)
+    monkeypatch.setattr(clip_files, "write_actions", real_write_actions)
     report = run_jobs(jobs, out, WorldFactory("cpu"), SIMULATOR, progress=False)
     assert report.skipped == ["j0"] and report.done == ["j1", "j2"]
     assert (out / "j0.meta.json").stat().st_mtime_ns == kept
@@ -152,7 +153,6 @@ WorldPipeline(FrameAutoencoder(ae), CausalDiT(dit)).save_pretrained(sys.argv[1])
 
 
 def tiny_model_and_jobs(tmp_path: Path, count: int, frames: int) -> tuple[Path, Path]:
-    pytest.importorskip("worldmodel.pipeline")
     model = tmp_path / "tiny"
     subprocess.run([sys.executable, "-c", TINY, str(model)], check=True, cwd=REPO)
     Image.fromarray(np.full((80, 120, 3), 90, np.uint8)).save(tmp_path / "start.png")
@@ -248,12 +248,15 @@ def test_an_edited_job_is_refused_then_made_again_with_force(tmp_path, two_scene
 
 
 def test_temp_cleanup_leaves_another_jobs_files_alone(tmp_path):
-    for name in (".a.mp4.tmp", ".a.meta.json.tmp", ".a.jsonl.k2j_x9q0.tmp",  # job a's, left by a kill
-                 ".a.b.mp4.tmp", ".a.b.jsonl.abcdefgh.tmp", ".a.b.meta.json.tmp", ".a.jsonl.mp4.tmp"):  # a.b's, a.jsonl's
+    for name in (".a.mp4.tmp", ".a.meta.json.tmp", ".a.jsonl.k2j_x9q0.tmp", ".a.mp4.abcd1234.tmp",  # job a's
+                 ".a.meta.json.x_y_z_01.tmp",  # (left by a kill)
+                 ".a.b.mp4.tmp", ".a.b.jsonl.abcdefgh.tmp", ".a.b.meta.json.tmp", ".a.jsonl.mp4.tmp",  # a.b's, a.jsonl's
+                 ".a.b.mp4.abcd1234.tmp", ".a.jsonl.mp4.abcd1234.tmp"):
         (tmp_path / name).write_text("x")
     generate.remove_stale_temps(tmp_path, "a")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".a.b.jsonl.abcdefgh.tmp", ".a.b.meta.json.tmp", ".a.b.mp4.tmp", ".a.jsonl.mp4.tmp"]
+        ".a.b.jsonl.abcdefgh.tmp", ".a.b.meta.json.tmp", ".a.b.mp4.abcd1234.tmp", ".a.b.mp4.tmp",
+        ".a.jsonl.mp4.abcd1234.tmp", ".a.jsonl.mp4.tmp"]
 
 
 def test_a_job_line_nested_too_deeply_is_a_job_error(tmp_path):

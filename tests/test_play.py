@@ -12,13 +12,12 @@ import pytest
 
 pygame = pytest.importorskip("pygame")
 
+from small_worlds import SeedScene  # noqa: E402
+
 from app.play import KEYMAP, PlayApp, PlaySettings, add_arguments, main  # noqa: E402
 from app.worlds import SIMULATOR, StartPoint, WorldFactory  # noqa: E402
 from data.actions import NOOP, read_actions  # noqa: E402
 from data.clips import decode_mp4  # noqa: E402
-from small_worlds import SeedScene  # noqa: E402
-
-
 
 
 def start_point(seed: int = 3) -> StartPoint:
@@ -159,7 +158,7 @@ def test_side_by_side_runs_the_simulator_on_the_same_actions(tmp_path):
 
 
 def test_the_model_loads_before_the_window_opens(tmp_path, monkeypatch):
-    """Opening a window loads GL, after which importing triton crashes (issue 17, app/display.py):
+    """Opening a window loads GL, after which importing triton crashes (app/display.py):
     the model and its libraries must be in before the window; the simulator alone imports none of them."""
     imported = []
     monkeypatch.setattr("app.display.import_model_stack", lambda: imported.append(pygame.display.get_surface()))

@@ -1,7 +1,7 @@
 """`worldmodel play` in a real X server (Xvfb), driven by real key and mouse events (xdotool).
 
 tests/test_play.py drives the client through pygame's event queue under SDL's dummy driver, which
-has no GL; that is how issue 17 went unseen: in a real window SDL loads Mesa's GL, and importing
+has no GL; that is how the crash went unseen: in a real window SDL loads Mesa's GL, and importing
 triton after it segfaulted while the model loaded (see app/display.py). Here the client runs as its
 own process, on its own X display, with the shipped model: hold W, turn with the mouse, restart,
 save with F12, quit with Escape, and read the saved mp4 + jsonl back to check what the keys did.

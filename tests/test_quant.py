@@ -23,10 +23,10 @@ from quant import (
     prepare_quantized_,
     quant_config_of,
     quantize_,
+    reference,
     save_quantized,
 )
-from quant import reference
-from quant.int8 import pack_int8, packed_columns, unpack_int8
+from quant.int8_layout import pack_int8, packed_columns, unpack_int8
 from quant.kernels.cpu import load as load_cpu_kernel
 from quant.lut import (
     codes_to_signs,

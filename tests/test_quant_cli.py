@@ -1,4 +1,4 @@
-"""quant/cli.py: `worldmodel quantize` on a tiny pipeline checkpoint."""
+"""app/quantize.py: `worldmodel quantize` on a tiny pipeline checkpoint."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-pipeline = pytest.importorskip("worldmodel.pipeline")
-
-from quant import Int8Linear, LutLinear, quant_config_of  # noqa: E402
-from quant import cli  # noqa: E402
+from app import quantize
+from quant import Int8Linear, LutLinear, quant_config_of
+from worldmodel import pipeline
 
 torch.set_num_threads(1)
 
@@ -32,8 +31,8 @@ def tiny_checkpoint(tmp_path_factory):
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    return cli.main(parser.parse_args(list(argv)))
+    quantize.add_arguments(parser)
+    return quantize.main(parser.parse_args(list(argv)))
 
 
 @pytest.mark.parametrize("method,layer_type", [("int8", Int8Linear), ("lut4", LutLinear)])

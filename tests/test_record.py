@@ -219,8 +219,6 @@ def test_folder_with_clips_but_no_manifest_is_refused(tmp_path):
 
 
 def test_cli_records_with_the_real_game(tmp_path):
-    pytest.importorskip("data.game")
-    pytest.importorskip("data.players")
     from app.cli import main
     from data.clips import read_clip
 
@@ -237,7 +235,6 @@ def test_cli_records_with_the_real_game(tmp_path):
 
 @pytest.mark.slow
 def test_record_10000_frames_reads_back(tmp_path):
-    pytest.importorskip("data.game")
     from data.clips import ClipWindows, find_clips, read_clip
 
     cfg = RecordConfig(frames=10_000, clip_frames=500, size=64)

@@ -10,13 +10,11 @@ import pytest
 import torch
 
 from data.actions import NOOP, Action
+from worldmodel.autoencoder import FrameAutoencoder
 from worldmodel.config import PRESETS, SamplingConfig
-
-pytest.importorskip("diffusers")
-from worldmodel.autoencoder import FrameAutoencoder  # noqa: E402
-from worldmodel.dit import CausalDiT  # noqa: E402
-from worldmodel.schedule import move_view, turn_view  # noqa: E402
-from worldmodel.session import Session  # noqa: E402
+from worldmodel.dit import CausalDiT
+from worldmodel.schedule import move_view, turn_view
+from worldmodel.session import Session
 
 torch.set_num_threads(1)
 AE_CFG, DIT_CFG = PRESETS["wm-tiny"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,9 +183,10 @@ def test_egomotion_run_on_recorded_clips_replays_depth_and_starts_from_a_model_w
 
 
 def test_memory_base_run_makes_the_memory_bases_once_and_starts_from_the_model_it_continues(tmp_path):
+    from safetensors import safe_open
+
     from data.actions import Action
     from data.record import RecordConfig, record
-    from safetensors import safe_open
     from worldmodel.config import SamplingConfig
     from worldmodel.pipeline import WorldPipeline
 
@@ -322,7 +321,7 @@ def test_the_latent_cache_follows_the_data_folder(tmp_path):
     from worldmodel.train import Dist, build_latents
 
     ae = FrameAutoencoder(PRESETS["wm-tiny"][0]).eval()
-    for name, clips in (("a", 3), ("b", 1)):
+    for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "clip_000000.jsonl").write_text(name)
     count = lambda root, length, stride: FakeWindows(root, length, stride, clips=3 if root.endswith("a") else 1)  # noqa: E731

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from small_worlds import SeedScene
 
 from app.session_pool import PoolFull, SessionPool, WorldExpired
 from app.web import BUTTONS, WebApp, WebSettings, build_demo, serve
 from app.worlds import DEFAULT_MODEL, SIMULATOR, WorldFactory, default_model_available
 from data.actions import Action, to_minerl, write_actions
 from data.clips import decode_mp4
-from small_worlds import SeedScene
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -39,9 +39,8 @@ def run(quick: bool) -> list[dict]:
     import numpy as np
     import torch
 
-    from data.actions import Action
+    from data.players import long_play_actions
     from data.scenes import get_scene
-    from worldmodel.measure import long_play_actions
     from worldmodel.pipeline import WorldPipeline
 
     torch.set_num_threads(1)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ def fingerprint(autoencoder: FrameAutoencoder) -> str:
 
 def data_fingerprint(root: str | Path) -> str:
     """The clip folder as it is now: its path and every clip file's name, size and modification time (no reads)."""
-    from data.record import CLIP_SUFFIXES
+    from data.clip_files import CLIP_SUFFIXES
 
     root = Path(root)
     digest = hashlib.sha1(str(root.resolve()).encode())
@@ -106,7 +107,7 @@ class LatentClips:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, key: dict[str, str]) -> "LatentClips | None":
+    def load(cls, path: Path, key: dict[str, str]) -> LatentClips | None:
         """The cache at `path` when it was made from `key` (cache_key), else None."""
         if not path.is_file():
             return None

@@ -3,16 +3,17 @@
     python -m worldmodel.model_card --pipeline assets/wm-default --train runs/wm-default --walk runs/wm-walk \
         --measure runs/ship/measure.json --bench runs/ship/bench.json
 
-measure.json comes from `python -m worldmodel.measure`, bench.json from `worldmodel bench stream --json`.
+measure.json comes from `python -m eval.measure`, bench.json from `worldmodel bench stream --json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from data.files import write_text_atomic
 
 # How assets/wm-default was trained: two runs into one folder, the second resuming the first; then a third run
 # starting from the second's pipeline (init_from) with the keys' step in the base and a depth head.
@@ -103,7 +104,7 @@ def limitations(f: dict, s: dict, p: dict, dit: dict, minutes: float) -> list[st
 
 
 def walking_lines(w: dict) -> list[str]:
-    """Walking measured where the recorded player was already walking forward (worldmodel.measure.walking_in_play)."""
+    """Walking measured where the recorded player was already walking forward (eval.measure.responsiveness.walking_in_play)."""
     if not w.get("windows"):
         return []
     return [
@@ -212,9 +213,9 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         )
     lines += [
         "",
-        "## Measured (`python -m worldmodel.measure`, worlds it never trained on)",
+        "## Measured (`python -m eval.measure`, worlds it never trained on)",
         f"### Fidelity: {f['rollouts']} rollouts of {f['horizon']} frames",
-        f"From frames of runs/val64 (record seed 100000), each with its clip's recorded actions, against the clip's true frames.",
+        "From frames of runs/val64 (record seed 100000), each with its clip's recorded actions, against the clip's true frames.",
         "",
         "| frames | PSNR dB | SSIM |",
         "|---|---|---|",
@@ -272,7 +273,7 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
     lines += ["## Known limitations"] + limitations(f, s, p, dit, ae_minutes + world_minutes + walk_minutes) + [
         "",
         "Reproduce the measurements: `worldmodel record --out runs/val64 --frames 10000 --seed 100000`, then "
-        "`python -m worldmodel.measure --pipeline assets/wm-default --out runs/ship --strip docs/images/model_strip.png`.",
+        "`python -m eval.measure --pipeline assets/wm-default --out runs/ship --strip docs/images/model_strip.png`.",
         "",
     ]
     return "\n".join(lines).rstrip() + "\n"
@@ -291,9 +292,7 @@ def main() -> int:
     bench = json.loads(Path(args.bench).read_text()) if args.bench and Path(args.bench).is_file() else None
     text = card(pipeline, Path(args.train), m, bench, Path(args.walk) if args.walk else None)
     out = pipeline / "MODEL_CARD.md"
-    tmp = out.with_name(".MODEL_CARD.md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text_atomic(out, text)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

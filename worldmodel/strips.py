@@ -3,10 +3,11 @@ README and the model card."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from data.files import atomic_path
 
 
 def save_row(path: Path, rows: list[list[np.ndarray]], scale: int = 2, gap: int = 2, labels: list[str] | None = None) -> None:
@@ -26,6 +27,5 @@ def save_row(path: Path, rows: list[list[np.ndarray]], scale: int = 2, gap: int 
             img = Image.fromarray(frame).resize((w, h), Image.NEAREST)
             canvas.paste(img, (label_w + j * (w + gap), i * (h + gap)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    canvas.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")

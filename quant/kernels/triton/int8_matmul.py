@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from quant import reference
+from quant.int8_layout import packed_columns
 
 
 @triton.jit
@@ -66,8 +67,6 @@ def int8_linear_triton(
     n: int, threshold: float, block: tuple[int, int, int] = (64, 64, 64),
 ) -> torch.Tensor:
     """The full LLM.int8 forward for x (M, K) float32: int8 part in Triton, outliers in torch."""
-    from quant.int8 import packed_columns
-
     x = x.float().contiguous()
     outliers = reference.outlier_columns(x, threshold)
     has_outliers = outliers is not None and bool(outliers.any())

@@ -83,5 +83,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bytes(model: "nn.Module") -> int:
+def _bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())

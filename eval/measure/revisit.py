@@ -14,7 +14,7 @@ step), which is why the simulator's own return is not perfect: its score is the 
 biome (data.scenes), worlds the model never trained on. PSNR of the last frame against the first (the real
 start picture), per scene and on average.
 
-    python -m worldmodel.revisit --pipeline assets/wm-default --strip docs/images/revisit_strip.png
+    python -m eval.measure.revisit --pipeline assets/wm-default --strip docs/images/revisit_strip.png
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from data.actions import Action
+from data.files import write_text_atomic
 from eval.fidelity import PSNR_CAP_DB, psnr
+from worldmodel.strips import save_row
 
 TURN = Action(camera=(0.0, 10.0))
 WALK = Action(frozenset({"forward"}))
@@ -49,12 +51,6 @@ def revisit_scenes() -> list:  # list[data.scenes.Scene]
     return list(SCENES)[::SCENES_PER_BIOME]
 
 
-def simulate(scene, acts: list[Action], size: int) -> np.ndarray:  # noqa: ANN001 (a data.scenes.Scene)
-    """The simulator's frames (T + 1, H, W, 3) for the actions from the scene's start, frame 0 the start."""
-    game = scene.game(size)
-    return np.stack([game.reset()] + [game.step(a) for a in acts])
-
-
 @torch.no_grad()
 def generate(pipe, starts: np.ndarray, acts: list[Action], seed: int = 0) -> np.ndarray:  # noqa: ANN001 (a WorldPipeline)
     """The model's frames (B, T + 1, H, W, 3) for the same actions from each start (B, H, W, 3), one batch."""
@@ -71,7 +67,7 @@ def measure_revisits(pipe, scenes: list | None = None) -> dict:  # noqa: ANN001 
     size = pipe.image_size
     result: dict = {"scenes": [s.name for s in scenes], "paths": {}}
     for name, acts in PATHS.items():
-        truth = np.stack([simulate(s, acts, size) for s in scenes])
+        truth = np.stack([s.game(size).rollout(acts).frames for s in scenes])
         t0 = time.time()
         model = generate(pipe, truth[:, 0], acts)
         seconds = time.time() - t0
@@ -114,9 +110,17 @@ def strip_rows(r: dict, every: int = 3) -> list[list[np.ndarray]]:
     return [list(r["strip"]["model"][::every]), list(r["strip"]["truth"][::every])]
 
 
+def revisits(pipe, strip_path: Path) -> dict:  # noqa: ANN001 (a WorldPipeline)
+    """The paths of measure_revisits, and the strip of the first scene's full circle saved to strip_path."""
+    r = measure_revisits(pipe)
+    save_row(strip_path, strip_rows(r), scale=2, labels=["model", "truth"])
+    r.pop("strip")
+    r["strip_path"] = str(strip_path)
+    return r
+
+
 def main() -> int:
     from worldmodel.pipeline import WorldPipeline
-    from worldmodel.strips import save_row
 
     parser = argparse.ArgumentParser(description="Revisit measures: paths that come back to their start.")
     parser.add_argument("--pipeline", default=None, help="a pipeline folder (default: the shipped model)")
@@ -134,7 +138,7 @@ def main() -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         r.pop("strip")
-        out.write_text(json.dumps(r, indent=2) + "\n")
+        write_text_atomic(out, json.dumps(r, indent=2) + "\n")
     return 0
 
 

@@ -1,0 +1,83 @@
+"""(c) A long play under a scripted action loop, and the simulator's play of the same actions: does the
+picture stay a picture (finite latents, pixel spread and edges like the truth's), summarised per 100 frames."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.players import long_play_actions
+from worldmodel.pipeline import WorldPipeline
+from worldmodel.strips import save_row
+
+
+def frame_stats(frame: np.ndarray) -> tuple[float, float, float]:
+    """(pixel mean, pixel std averaged over RGB, edge energy = mean |grey gradient|) of a uint8 frame."""
+    grey = frame.astype(np.float32).mean(axis=2)
+    edge = float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+    return float(frame.mean()), float(frame.reshape(-1, 3).std(axis=0).mean()), edge
+
+
+def long_play(pipe: WorldPipeline, frames: int, strip_path: Path) -> dict:
+    """A long play from one scene, and the simulator's play of the same actions, summarised per 100 frames."""
+    from data.scenes import get_scene
+
+    scene = get_scene("plain_1")
+    game = scene.game(pipe.image_size)
+    acts = long_play_actions(frames)
+    truth = game.rollout(acts).frames
+    start = truth[0]
+    session = pipe.new_session(seed=0)
+    shown, shown_true = [session.start(start)], [start]
+    finite = True
+    stats, latent_stds = [], []
+    t0 = time.time()
+    for t, act in enumerate(acts, start=1):
+        frame = session.step(act)
+        x = session.pending.x
+        finite = finite and bool(torch.isfinite(x).all())
+        latent_stds.append(float(x.std()))
+        stats.append(frame_stats(frame))
+        if t % 100 == 0:
+            shown.append(frame)
+            shown_true.append(truth[t])
+    seconds = time.time() - t0
+    save_row(strip_path, [shown, shown_true], scale=2, labels=["model", "truth"])
+    true_stats = [frame_stats(f) for f in truth[1:]]
+    segments = []
+    for a in range(0, frames, 100):
+        m, g = np.array(stats[a : a + 100]), np.array(true_stats[a : a + 100])
+        segments.append({
+            "frames": f"{a + 1}-{min(a + 100, frames)}",
+            "model_std": float(m[:, 1].mean()), "true_std": float(g[:, 1].mean()),
+            "model_edge": float(m[:, 2].mean()), "true_edge": float(g[:, 2].mean()),
+            "edge_ratio": float(m[:, 2].mean() / max(g[:, 2].mean(), 1e-6)),
+        })  # fmt: skip
+    means, stds, edges = (np.array(stats)[:, i] for i in range(3))
+    return {
+        "frames": frames,
+        "start_scene": scene.name,
+        "seconds": seconds,
+        "fps": frames / seconds,
+        "latents_finite": finite,
+        "pixel_mean_min": float(means.min()),
+        "pixel_mean_max": float(means.max()),
+        "pixel_std_min": float(stds.min()),
+        "pixel_std_max": float(stds.max()),
+        "pixel_std_first_100": float(stds[:100].mean()),
+        "pixel_std_last_100": float(stds[-100:].mean()),
+        # The first frame that is a flat colour (pixel std < 2): the play has collapsed (None: it never did).
+        "first_flat_frame": next((t + 1 for t, v in enumerate(stds) if v < 2.0), None),
+        "edge_first_100": float(edges[:100].mean()),
+        "edge_last_100": float(edges[-100:].mean()),
+        "true_edge_mean": float(np.mean([t[2] for t in true_stats])),
+        "true_pixel_std_mean": float(np.mean([t[1] for t in true_stats])),
+        "latent_std_min": min(latent_stds),
+        "latent_std_max": max(latent_stds),
+        "segments": segments,
+        "strip": str(strip_path),
+        "strip_frames": list(range(0, frames + 1, 100)),
+    }
