@@ -98,19 +98,34 @@ class PeakRss:
         return self.peak
 
 
+def model_alone(session, image: np.ndarray, seconds: float) -> float:
+    """Frames/s of one session stepped in a plain loop on this thread: the ceiling for one client."""
+    from data.actions import Action
+
+    session.start(image)
+    for _ in range(3):  # warm-up: kernels compiled on first use, the allocator
+        session.step(Action({"forward"}))
+    frames, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        session.step(Action({"forward"}) if frames % 20 < 10 else Action())
+        frames += 1
+    return frames / (time.perf_counter() - t0)
+
+
 def run(quick: bool) -> list[dict]:
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from app.web import WebSettings, build_demo, serve
-    from app.worlds import DEFAULT_MODEL, WorldFactory
+    from app.worlds import DEFAULT_MODEL, WorldFactory, scene_start
     from worldmodel.bench_memory import cpu_name, rss_mb
 
     quants = ("fp32", "int8")
     settings = WebSettings(models=(DEFAULT_MODEL,), quants=quants, port=free_port(), max_sessions=max(CLIENT_COUNTS))
     factory = WorldFactory("cpu", threads=1)
-    for quant in quants:
-        factory.pipeline(DEFAULT_MODEL, quant)  # loaded before the clock starts
+    start = scene_start("plain_0")
+    alone = {quant: model_alone(factory(DEFAULT_MODEL, quant, start, 0), start.image, 1.0 if quick else 4.0)
+             for quant in quants}  # also loads each pipeline and compiles its kernels before the clock starts
     demo = build_demo(factory, settings)
     app, _ = serve(demo, settings, block=False)
     url = f"ws://127.0.0.1:{settings.port}/live/socket"
@@ -120,11 +135,13 @@ def run(quick: bool) -> list[dict]:
     try:
         for quant in quants:
             ticket, _ = app.live_ticket(DEFAULT_MODEL, quant, "plain_0", None)
+            rows.append({"quant": quant, "clients": 0, "what": "the model alone, no server",
+                         "fps_per_client": alone[quant], "step_workers": 1, "cpu": cpu})
             for clients in CLIENT_COUNTS:
                 out = asyncio.run(play(url, ticket, clients, seconds, warmup))
                 latency = np.array(out["latencies"] or [np.nan]) * 1e3
                 rows.append({
-                    "quant": quant, "clients": clients,
+                    "quant": quant, "clients": clients, "what": "live socket",
                     "fps_per_client": float(np.median(out["fps"])) if out["fps"] else 0.0,
                     "fps_slowest_client": min(out["fps"], default=0.0),
                     "fps_all_clients": float(sum(out["fps"])),

@@ -94,6 +94,13 @@ class Closing(Exception):
         self.code, self.reason = code, reason[:120]  # a close reason must fit in 123 bytes
 
 
+def gone(err: Exception) -> bool:
+    """Whether an exception only says the client has left (Starlette's, uvicorn's or websockets' way of saying it)."""
+    names = {type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None}
+    return bool(names & {"WebSocketDisconnect", "ClientDisconnected", "ConnectionClosed", "ConnectionClosedOK",
+                         "ConnectionClosedError"}) or "close message has been sent" in str(err)
+
+
 def bad(reason: str) -> Closing:
     return Closing(1008, reason)
 
@@ -332,7 +339,7 @@ class Connection:
         except Closing as closing:
             await self._close(closing.code, closing.reason)
         except Exception as err:  # noqa: BLE001 - one connection's failure must not reach the others
-            if type(err).__name__ not in ("WebSocketDisconnect", "ClientDisconnected"):
+            if not gone(err):
                 self.server.errors += 1
                 traceback.print_exc()
                 await self._close(1011, f"internal error: {type(err).__name__}")
