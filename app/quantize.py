@@ -7,7 +7,7 @@ quantized buffers (safetensors) and `quant_config.json`, which `from_pretrained`
 to rebuild the quantized layers before loading. Layers whose shape a method cannot take
 (LUT needs in_features divisible by the group size) stay in float, with a warning.
 
-Methods: int8 (LLM.int8, threshold 6), lut4 / lut3 / lut2 (LUT-GEMM, BCQ, group 128),
+Methods: int8 (LLM.int8, threshold 6), lut4 / lut3 / lut2 (LUT-GEMM, BCQ, group 64),
 bnb-int8 / bnb-nf4 (bitsandbytes, for comparison).
 """
 
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", type=Path, help="folder to write the quantized checkpoint to")
     parser.add_argument("--method", choices=sorted(METHODS), default="int8", help="quantization method")
     parser.add_argument("--threshold", type=float, default=None, help="LLM.int8 outlier threshold (int8, bnb-int8; default 6.0)")
-    parser.add_argument("--group-size", type=int, default=None, help="LUT group size (lut*; default 128)")
+    parser.add_argument("--group-size", type=int, default=None, help="LUT group size (lut*; default 64)")
     parser.add_argument("--rtn", action="store_true", help="LUT: uniform round-to-nearest converted to BCQ instead of fitted BCQ")
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 

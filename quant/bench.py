@@ -1,23 +1,27 @@
-"""`worldmodel bench quant`: weight bytes, output SQNR and speed of each method against fp32.
+"""`worldmodel bench quant`: weight bytes, output SQNR and speed of each method against fp32, and against PyTorch's
+own int8 (quantize_dynamic on fbgemm and onednn, torchao when installed) and bitsandbytes.
 
-For every weight shape (K, N) of the world model's DiT and every number of tokens M,
-each method's layer is built from the same random weights and run on the same inputs.
-Inputs are Gaussian with a few feature columns scaled ×20, like the emergent outlier
-features of transformers, so that int8 with and without the LLM.int8 decomposition
-(t=6 and t=0) differ as they would in a real model.
+For every weight shape (K, N) of the shipped DiT (and 4096², a large-model shape) and every number of tokens M,
+each method's layer is built from the same random weights and run on the same inputs, in one process, 1 thread.
+Two inputs: plain Gaussian, and Gaussian with 1 in 256 feature columns scaled ×20, like the emergent outlier
+features of transformers (what separates LLM.int8 with and without its decomposition, t=6 and t=0). Speed is
+timed on the outlier inputs, so the decomposition's cost is in it.
 
 Columns:
-  bytes_vs_fp32  bytes of the quantized weight buffers (bias excluded) / 4·N·K; for LUT
-                 the bit-planes, the 8-bit scale codes and their per-channel bf16 scales
-  sqnr_db        10·log10(|y_fp32|² / |y − y_fp32|²) on the same inputs
-  speed_vs_fp32  fp32 nn.Linear time / method time, timed back to back in interleaved
-                 rounds in the same process; the median over rounds (this machine is
-                 shared: absolute times drift, a ratio of neighbours much less)
-  best_speed_vs_fp32  fastest fp32 call / fastest method call: the speed of the code
-                 itself when the machine is busy (a call that was never preempted)
+  path           which kernel ran: our CPU kernels' SIMD path (avx512vnni / avx512bw / avx2; on an AVX-512 CPU
+                 the AVX2 path is timed too, forced, as "… [avx2]" rows), or the peer's engine
+  bytes_vs_fp32  bytes of the weight buffers (bias excluded) / 4·N·K
+  sqnr_db / sqnr_outlier_db   10·log10(|y_fp32|² / |y − y_fp32|²) on the plain / outlier inputs
+  speed_vs_fp32  fp32 nn.Linear time / method time: every method is called once per round, back to back, for
+                 several rounds; the median of the per-round ratios (this machine is shared: absolute times drift,
+                 a ratio of neighbours much less)
+  best_speed_vs_fp32  fastest fp32 call / fastest method call (the code's own speed when the machine is busy)
   ms             the method's median time per call
+  cpu            the CPU and its widest SIMD level
 
-bitsandbytes runs through slow CPU fallbacks, so it is timed only at M <= 64, and not in --quick.
+A peer that runs more than SLOW times slower than fp32 at some M is not timed at the larger M of that shape
+(bitsandbytes' CPU fallbacks, torchao's eager int8 path). `--device cuda` times the Triton kernels and
+bitsandbytes on a GPU instead (quant/bench_cuda.py).
 """
 
 from __future__ import annotations
@@ -30,32 +34,34 @@ import torch
 from torch import nn
 
 from quant.api import quantize_
-from quant.config import BnbConfig, Int8Config, LutConfig, QuantConfig
+from quant.bench_peers import peers
+from quant.config import Int8Config, LutConfig, QuantConfig
+from quant.cpu_info import cpu_name
+from quant.kernels.cpu import force_avx2
+from quant.kernels.cpu import load as load_cpu_kernel
 
-FULL_SHAPES = [(256, 768), (256, 1024), (1024, 256), (1536, 384)]
-FULL_TOKENS = [1, 16, 64, 256, 1024]
-QUICK_SHAPES = [(256, 768), (1536, 384)]
-QUICK_TOKENS = [1, 64, 256]
-BNB_MAX_TOKENS = 64
+DIT_SHAPES = [(192, 576), (192, 192), (192, 768), (768, 192), (192, 1152)]  # (K, N) of the shipped DiT's blocks
+FULL_SHAPES = [*DIT_SHAPES, (4096, 4096)]
+FULL_TOKENS = [1, 16, 64, 256, 1024]  # 64 tokens are one frame of the shipped model
+QUICK_SHAPES = [(192, 768), (768, 192)]
+QUICK_TOKENS = [1, 64]
+SLOW = 10.0
 
 
-def methods(include_bnb: bool) -> dict[str, QuantConfig]:
-    table: dict[str, QuantConfig] = {
+def ours() -> dict[str, QuantConfig]:
+    return {
         "int8 t=6": Int8Config(threshold=6.0),
         "int8 t=0": Int8Config(threshold=0.0),
         "lut4": LutConfig(bits=4),
         "lut3": LutConfig(bits=3),
         "lut2": LutConfig(bits=2),
     }
-    if include_bnb:
-        try:
-            import bitsandbytes  # noqa: F401
 
-            table["bnb-int8"] = BnbConfig(kind="int8")
-            table["bnb-nf4"] = BnbConfig(kind="nf4")
-        except ImportError:
-            pass
-    return table
+
+def kernel_paths() -> dict[type, str]:
+    """Our layers' SIMD path on this CPU, by config type ("reference" where the kernel did not build)."""
+    int8, lut = load_cpu_kernel("int8_gemm"), load_cpu_kernel("lut_gemm")
+    return {Int8Config: int8.isa() if int8 else "reference", LutConfig: lut.isa() if lut else "reference"}
 
 
 def weight_bytes(layer: nn.Module) -> int:
@@ -67,19 +73,19 @@ def sqnr_db(ref: torch.Tensor, y: torch.Tensor) -> float:
     return float("inf") if noise == 0 else 10.0 * torch.log10(ref.pow(2).mean() / noise).item()
 
 
-def activations(m: int, k: int, generator: torch.Generator) -> torch.Tensor:
+def activations(m: int, k: int, generator: torch.Generator, outliers: bool) -> torch.Tensor:
     x = torch.randn(m, k, generator=generator)
-    outliers = torch.randperm(k, generator=generator)[: max(1, k // 256)]
-    x[:, outliers] *= 20.0
+    if outliers:
+        x[:, torch.randperm(k, generator=generator)[: max(1, k // 256)]] *= 20.0
     return x
 
 
-def interleaved_timings(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Time each function once per round, `repeats` rounds: seconds per call, per round."""
-    for fn in fns.values():  # warm-up: caches, lazy kernel builds
+def interleaved_timings(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Time each function once per round, `rounds` rounds: seconds per call, per round."""
+    for fn in fns.values():  # warm-up: caches, lazy kernel builds, compiles
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
@@ -92,46 +98,74 @@ def speedup(times: dict[str, list[float]], name: str) -> float:
     return statistics.median(f / t for f, t in zip(times["fp32"], times[name]))
 
 
+def forced_avx2(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with force_avx2():
+            return layer(x)
+
+    return call
+
+
+def candidates(linear: nn.Linear, quick: bool) -> dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], int, str]]:
+    """Name -> (callable, weight bytes, path) for ours (plus their forced AVX2 paths on AVX-512 CPUs) and the peers."""
+    paths = kernel_paths()
+    table: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], int, str]] = {}
+    for name, cfg in ours().items():
+        copy = nn.Linear(linear.in_features, linear.out_features)
+        copy.load_state_dict(linear.state_dict())
+        layer = quantize_(copy, cfg).eval()
+        path = paths[type(cfg)]
+        table[name] = (layer, weight_bytes(layer), path)
+        if path.startswith("avx512") and name in ("int8 t=6", "lut4"):
+            table[f"{name} [avx2]"] = (forced_avx2(layer), weight_bytes(layer), "avx2 (forced)")
+    engines = {"torch dyn fbgemm": "fbgemm", "torch dyn onednn": "onednn", "torchao int8 dyn": "torchao eager",
+               "torchao int8 dyn compiled": "torchao inductor", "bnb-int8": "bitsandbytes", "bnb-nf4": "bitsandbytes"}
+    for name, peer in peers(linear, compiled=not quick).items():
+        table[name] = (peer.call, peer.weight_bytes, engines.get(name, "peer"))
+    return table
+
+
 @torch.no_grad()
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, device: str = "cpu") -> list[dict]:
+    if device != "cpu":
+        from quant.bench_cuda import run as run_cuda
+
+        return run_cuda(quick, device)
     shapes = QUICK_SHAPES if quick else FULL_SHAPES
     tokens = QUICK_TOKENS if quick else FULL_TOKENS
-    thread_counts = [torch.get_num_threads()] if quick else sorted({1, torch.get_num_threads()})
+    cpu = cpu_name()
     generator = torch.Generator().manual_seed(0)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     rows: list[dict] = []
-    for k, n in shapes:
-        linear = nn.Linear(k, n)
-        nn.init.normal_(linear.weight, std=k**-0.5)
-        layers: dict[str, nn.Module] = {}
-        for name, cfg in methods(include_bnb=not quick).items():
-            copy = nn.Linear(k, n)
-            copy.load_state_dict(linear.state_dict())
-            layers[name] = quantize_(copy, cfg).eval()
-        fp_bytes = 4 * n * k
-        for threads in thread_counts:
-            previous = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
-                for m in tokens:
-                    x = activations(m, k, generator)
-                    ref = linear(x)
-                    active = {name: layer for name, layer in layers.items() if not (name.startswith("bnb") and m > BNB_MAX_TOKENS)}
-                    fns = {"fp32": lambda linear=linear, x=x: linear(x)} | {name: (lambda layer=layer, x=x: layer(x)) for name, layer in active.items()}
-                    budget = 2 * m * k * n
-                    repeats = 7 if quick else (21 if budget < 5e7 else 15)
-                    times = interleaved_timings(fns, repeats)
-                    rows.append(dict(method="fp32", M=m, K=k, N=n, threads=threads, bytes_vs_fp32=1.0,
-                                     sqnr_db=None, speed_vs_fp32=1.0, best_speed_vs_fp32=1.0,
-                                     ms=1e3 * statistics.median(times["fp32"])))
-                    for name, layer in active.items():
-                        rows.append(dict(
-                            method=name, M=m, K=k, N=n, threads=threads,
-                            bytes_vs_fp32=weight_bytes(layer) / fp_bytes,
-                            sqnr_db=sqnr_db(ref, layer(x).float()),
-                            speed_vs_fp32=speedup(times, name),
-                            best_speed_vs_fp32=min(times["fp32"]) / min(times[name]),
-                            ms=1e3 * statistics.median(times[name]),
-                        ))
-            finally:
-                torch.set_num_threads(previous)
+    try:
+        for k, n in shapes:
+            linear = nn.Linear(k, n)
+            nn.init.normal_(linear.weight, std=k**-0.5)
+            methods = candidates(linear, quick)
+            too_slow: set[str] = set()
+            for m in tokens:
+                x_plain = activations(m, k, generator, outliers=False)
+                x = activations(m, k, generator, outliers=True)
+                active = {name: entry for name, entry in methods.items() if name not in too_slow}
+                fns = {"fp32": lambda linear=linear, x=x: linear(x)} | {name: (lambda f=f, x=x: f(x)) for name, (f, _, _) in active.items()}
+                flops = 2 * m * k * n
+                rounds = 5 if quick else (15 if flops < 1e8 else (9 if flops < 5e9 else 5))
+                times = interleaved_timings(fns, rounds)
+                rows.append(dict(method="fp32", path="torch", M=m, K=k, N=n, bytes_vs_fp32=1.0, sqnr_db=None,
+                                 sqnr_outlier_db=None, speed_vs_fp32=1.0, best_speed_vs_fp32=1.0,
+                                 ms=1e3 * statistics.median(times["fp32"]), threads=1, cpu=cpu))
+                for name, (f, nbytes, path) in active.items():
+                    speed = speedup(times, name)
+                    rows.append(dict(
+                        method=name, path=path, M=m, K=k, N=n, bytes_vs_fp32=nbytes / (4 * n * k),
+                        sqnr_db=sqnr_db(linear(x_plain), f(x_plain).float()),
+                        sqnr_outlier_db=sqnr_db(linear(x), f(x).float()),
+                        speed_vs_fp32=speed, best_speed_vs_fp32=min(times["fp32"]) / min(times[name]),
+                        ms=1e3 * statistics.median(times[name]), threads=1, cpu=cpu,
+                    ))
+                    if speed < 1.0 / SLOW and name not in ours():
+                        too_slow.add(name)
+    finally:
+        torch.set_num_threads(previous_threads)
     return rows

@@ -30,6 +30,7 @@ from torch import nn
 from quant import reference
 from quant.config import Int8Config
 from quant.int8_layout import pack_int8, unpack_int8
+from quant.kernels.cpu import isa_request
 from quant.kernels.cpu import load as load_cpu_kernel
 from quant.registry import register_quantize_handler
 
@@ -100,7 +101,7 @@ class Int8Linear(nn.Module):
         if kernel is None:
             return reference.int8_linear(x, self.weight_int8_rows(), self.weight_scale, self.bias, self.cfg.threshold)
         bias = self.bias if self.bias is not None else torch.empty(0)
-        return kernel.int8_linear(x, self.weight_int8, self.weight_scale, self.weight_sum, bias, self.out_features, float(self.cfg.threshold), -1)
+        return kernel.int8_linear(x, self.weight_int8, self.weight_scale, self.weight_sum, bias, self.out_features, float(self.cfg.threshold), isa_request())
 
 
 @register_quantize_handler(Int8Config)

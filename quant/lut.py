@@ -56,6 +56,7 @@ from torch import nn
 
 from quant import reference
 from quant.config import LutConfig
+from quant.kernels.cpu import isa_request
 from quant.kernels.cpu import load as load_cpu_kernel
 from quant.registry import register_quantize_handler
 
@@ -349,7 +350,7 @@ class LutLinear(nn.Module):
                 bias = self.bias if self.bias is not None else torch.empty(0)
                 y = kernel.lut_linear(
                     x2, self.planes, self.alpha_code, self.alpha_scale, self.offset_code, self.offset_scale,
-                    bias, self.out_features, self.cfg.group_size, -1,
+                    bias, self.out_features, self.cfg.group_size, isa_request(),
                 )
         if y.dtype != x.dtype:
             y = y.to(x.dtype)

@@ -261,7 +261,7 @@ def test_lut_sqnr_floor_against_float(bits: int, floor: float):
 def test_lut_weight_memory():
     k, n = 256, 128
     for bits, ceiling in [(4, 0.14), (3, 0.11), (2, 0.075)]:
-        layer = LutLinear.from_float(gaussian_linear(k, n), LutConfig(bits=bits, method="rtn"))
+        layer = LutLinear.from_float(gaussian_linear(k, n), LutConfig(bits=bits, group_size=128, method="rtn"))
         weight_bytes = sum(t.numel() * t.element_size() for name, t in layer.state_dict().items() if name != "bias")
         bits_per_weight = bits + (bits + 1) * 8 / 128 + 2 * 16 / k  # the formula in quant/lut.py's docstring
         assert weight_bytes * 8 == bits_per_weight * k * n
@@ -317,7 +317,7 @@ def test_save_and_load_on_a_meta_skeleton(tmp_path, cfg):
 
 def test_first_format_lut_checkpoints_still_load():
     # Format 1 stored float16 `alpha` (G, bits, Np) and `offset` (G, Np); a negative alpha was legal.
-    layer = LutLinear.from_float(gaussian_linear(256, 70), LutConfig(bits=3))
+    layer = LutLinear.from_float(gaussian_linear(256, 70), LutConfig(bits=3, group_size=128))
     x = torch.randn(4, 256)
     expected = layer(x)
     alpha, offset = layer.scales()
@@ -328,7 +328,7 @@ def test_first_format_lut_checkpoints_still_load():
     old["planes"] = pack_codes(codes)
     old["alpha"][1, 1] = -old["alpha"][1, 1]
     for assign in (False, True):
-        loaded = LutLinear(256, 70, True, LutConfig(bits=3))
+        loaded = LutLinear(256, 70, True, LutConfig(bits=3, group_size=128))
         loaded.load_state_dict(dict(old), assign=assign)
         assert loaded.alpha_code.dtype == torch.uint8 and "alpha" not in loaded.state_dict()
         assert sqnr_db(expected, loaded(x)) >= 40.0  # scales re-compressed from float16: no visible change

@@ -9,25 +9,11 @@ time per frame over its first and last stretch, the memory's points, and the pro
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 
+from quant.cpu_info import cpu_name
+
 ROUNDS, ROUND_FRAMES = 10, 20
-
-
-def cpu_name() -> str:
-    """The CPU's model name and its widest SIMD level, for every figure this bench prints."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    flags = set(fields.get("flags", "").split())
-    level = next((name for flag, name in (("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "below AVX2")
-    return f"{fields.get('model name') or platform.processor() or 'unknown CPU'} ({level})"
 
 
 def rss_mb() -> float:
