@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import sys
 
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=sorted(BENCHES), help="which benchmark to run")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shapes (for smoke tests)")
+    parser.add_argument("--device", default="cpu", help="where to run: cpu (default), or cuda (bench quant only: the "
+                        "Triton kernels and bitsandbytes on a GPU)")
 
 
 def format_table(rows: list[dict]) -> str:
@@ -52,7 +55,12 @@ def format_table(rows: list[dict]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     module = importlib.import_module(BENCHES[args.name])
-    rows = module.run(quick=args.quick)
+    if args.device == "cpu":
+        rows = module.run(quick=args.quick)
+    elif "device" in inspect.signature(module.run).parameters:
+        rows = module.run(quick=args.quick, device=args.device)
+    else:
+        raise ValueError(f"bench {args.name} runs on the CPU only; --device {args.device} is for bench quant")
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

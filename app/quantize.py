@@ -54,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> QuantConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    from quant.api import quant_config_of, quantize_, quantized_layers
+    from quant.api import quant_config_of, quantize_, quantized_layers, quantized_share
 
     if args.output.exists() and not args.force:
         print(f"error: {args.output} exists; pass --force to overwrite it", file=sys.stderr)
@@ -78,7 +78,8 @@ def main(args: argparse.Namespace) -> int:
     after = _bytes(pipe.dit)
     pipe.save_pretrained(args.output)
     count = len(quantized_layers(pipe.dit))
-    print(f"{args.method}: {count} linear layers quantized; DiT weights {before / 2**20:.2f} MiB -> "
+    print(f"{args.method}: {count} linear layers quantized, {100 * quantized_share(pipe.dit):.1f}% of the DiT's "
+          f"linear weights; DiT weights {before / 2**20:.2f} MiB -> "
           f"{after / 2**20:.2f} MiB ({after / before:.3f}x); saved {args.output}")
     return 0
 

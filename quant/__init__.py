@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "quant_config_of": "quant.api",
     "quantize_": "quant.api",
     "quantized_layers": "quant.api",
+    "quantized_share": "quant.api",
     "save_quantized": "quant.api",
     "METHODS": "quant.config",
     "BnbConfig": "quant.config",

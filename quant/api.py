@@ -130,6 +130,19 @@ def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, (Int8Linear, LutLinear)) or _is_bnb(m)}
 
 
+def quantized_share(model: nn.Module) -> float:
+    """Share of the model's linear weights (in_features · out_features, float and quantized layers alike) that are
+    quantized: what a method's speed and memory figures actually cover. 0.0 for a model without linear layers."""
+    quantized = quantized_layers(model)
+    total = done = 0
+    for name, module in model.named_modules():
+        if type(module) is nn.Linear or name in quantized:
+            size = module.in_features * module.out_features
+            total += size
+            done += size if name in quantized else 0
+    return done / total if total else 0.0
+
+
 def quant_config_of(model: nn.Module) -> QuantConfig | None:
     """The config a quantized model was made with (modules filled in), or None if it holds no quantized layers."""
     layers = quantized_layers(model)

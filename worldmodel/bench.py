@@ -1,108 +1,86 @@
-"""`worldmodel bench stream`: frames/s of live play (Session.step, batch 1) and resident memory, fp32 and quantized.
+"""`worldmodel bench stream`: frames/s of live play (Session.step, batch 1, the shipped checkpoint with its world
+memory), fp32 against each quantization method, all in one process, and where one frame's time goes.
 
-Each method runs in its own fresh process, so its resident memory (RSS) is its own: the shipped checkpoint (or,
-when none is shipped yet, an untrained model of the default config: the same cost) loaded, quantized when asked,
-then `steps` frames played after a warm-up. Speeds are also given as a ratio to fp32 in the same run, because
-this machine is shared and absolute timings drift.
+Speed: one pipeline and one session per method, all started from the same scene and fed the same scripted play.
+They take turns: each plays a round of frames, then the next, for several rounds, so every method sees the same
+machine load (this machine is shared: absolute timings drift, and methods run one after another in separate
+processes once gave ratios that swung by 2×). A method's speed is the median over rounds of fp32's time per frame
+/ its time per frame in the same round. 1 thread.
+
+Profile (rows with a `part`): ms per frame of each part of a frame (worldmodel/frame_profile.py), for fp32 and each
+method, over frames played with timing hooks on; `share` is the part's share of that method's frame. The DiT's
+linear layers are all that quantization touches.
+
+Also per method: `quantized_share`, the share of the DiT's linear weights its layers cover, and the DiT's weight
+bytes. bitsandbytes is left out (its CPU paths are fallbacks, many times slower than fp32: `bench quant` has it).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
+import statistics
 import time
 
-FP32 = "fp32"
+QUICK_METHODS = ["fp32", "int8", "lut4"]
+FULL_METHODS = ["fp32", "int8", "lut4", "lut3", "lut2"]
+WARMUP_FRAMES = 5  # allocator, kernels, a full context window
 
 
-def _quant_methods() -> list[str]:
-    try:
-        from quant import METHODS
-    except ImportError:
-        return []
-    return list(METHODS)
-
-
-def measure(method: str, steps: int, threads: int) -> dict:
-    """Play `steps` frames with one session and return the row for `method` (runs in this process)."""
-    import numpy as np
-    import torch
-
-    from data.actions import Action
+def _pipeline(method: str):  # noqa: ANN202
     from worldmodel.paths import DEFAULT_CHECKPOINT
     from worldmodel.pipeline import WorldPipeline
 
-    torch.set_num_threads(threads)
-    if DEFAULT_CHECKPOINT.is_dir():
-        pipe, source = WorldPipeline.from_pretrained(DEFAULT_CHECKPOINT), "shipped"
-    else:
-        from worldmodel.autoencoder import FrameAutoencoder
-        from worldmodel.config import PRESETS
-        from worldmodel.dit import CausalDiT
+    return WorldPipeline.from_pretrained(DEFAULT_CHECKPOINT, quant=None if method == "fp32" else method)
 
-        ae_cfg, dit_cfg = PRESETS["wm-default"]
-        torch.manual_seed(0)
-        pipe, source = WorldPipeline(FrameAutoencoder(ae_cfg), CausalDiT(dit_cfg)), "untrained default config"
-    if method != FP32:
-        pipe.quantize(method)
-    size = pipe.image_size
-    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    actions = [Action(frozenset({"forward"}), (0.0, 3.0)), Action(frozenset({"left", "jump"}), (-1.0, 0.0))]
-    session = pipe.new_session(seed=0)
-    session.start(image)
-    for i in range(5):  # warm-up: allocator, kernels, a full context window
-        session.step(actions[i % 2])
-    times = []
-    for i in range(steps):
-        t = time.perf_counter()
-        session.step(actions[i % 2])
-        times.append(time.perf_counter() - t)
-    times.sort()
-    median = times[len(times) // 2]
-    with open("/proc/self/status") as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-    return {
-        "method": method,
-        "checkpoint": source,
-        "size": f"{size}x{size}",
-        "steps_per_frame": pipe.sampling.steps,
-        "threads": threads,
-        "fps": 1.0 / median,
-        "ms_per_frame": median * 1e3,
-        "rss_mb": rss,
-    }
+
+def _dit_mib(dit) -> float:  # noqa: ANN001
+    return sum(t.numel() * t.element_size() for t in dit.state_dict().values()) / 2**20
 
 
 def run(quick: bool) -> list[dict]:
-    """One row per method at 1 thread (on this shared 2-core machine a second OpenMP thread often stalls on a busy
-    core and makes things many times slower); fp32 also at 2 threads, for an idle machine."""
-    methods = [FP32] + (["int8"] if quick else _quant_methods())
-    steps = 20 if quick else 100
-    threads = int(os.environ.get("WM_BENCH_THREADS", "1"))
-    runs = [(m, threads) for m in methods] + ([] if quick else [(FP32, 2)])
+    import torch
+
+    from data.players import long_play_actions
+    from data.scenes import get_scene
+    from quant.api import quantized_share
+    from quant.cpu_info import cpu_name
+    from worldmodel.frame_profile import PARTS, profile_frames
+
+    torch.set_num_threads(1)
+    cpu = cpu_name()
+    methods = QUICK_METHODS if quick else FULL_METHODS
+    rounds, round_frames, profile_frames_n = (3, 4, 4) if quick else (10, 10, 20)
+    pipes = {method: _pipeline(method) for method in methods}
+    image = get_scene("forest_0").image(next(iter(pipes.values())).image_size)
+    actions = long_play_actions(WARMUP_FRAMES + rounds * round_frames + profile_frames_n)
+    sessions = {}
+    for method, pipe in pipes.items():
+        sessions[method] = pipe.new_session(seed=0)
+        sessions[method].start(image)
+        for act in actions[:WARMUP_FRAMES]:
+            sessions[method].step(act)
+
+    seconds: dict[str, list[float]] = {method: [] for method in methods}
+    t = WARMUP_FRAMES
+    for _ in range(rounds):
+        for method, session in sessions.items():
+            start = time.perf_counter()
+            for act in actions[t : t + round_frames]:
+                session.step(act)
+            seconds[method].append((time.perf_counter() - start) / round_frames)
+        t += round_frames
+
     rows = []
-    for method, threads in runs:
-        cmd = [sys.executable, "-m", "worldmodel.bench", "--one", method, "--steps", str(steps), "--threads", str(threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            rows.append({"method": method, "error": last[:120]})
-            continue
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    base = rows[0].get("fps")
-    for row in rows:
-        if base and "fps" in row:
-            row["speed_vs_fp32"] = row["fps"] / base
+    for method in methods:
+        median = statistics.median(seconds[method])
+        rows.append({
+            "method": method, "part": "whole frame", "ms_per_frame": 1e3 * median, "frames_per_s": 1 / median,
+            "speed_vs_fp32": statistics.median(f / s for f, s in zip(seconds["fp32"], seconds[method])),
+            "share": 1.0, "quantized_share": quantized_share(pipes[method].dit), "dit_mib": _dit_mib(pipes[method].dit),
+            "threads": 1, "cpu": cpu,
+        })  # fmt: skip
+    for method in methods:
+        parts = profile_frames(pipes[method], sessions[method], actions[t : t + profile_frames_n])
+        total = sum(parts.values())
+        rows += [{"method": method, "part": part, "ms_per_frame": parts[part], "share": parts[part] / total,
+                  "threads": 1, "cpu": cpu} for part in PARTS]  # fmt: skip
     return rows
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m worldmodel.bench")
-    parser.add_argument("--one", required=True, help="measure one method in this process and print its row as JSON")
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    print(json.dumps(measure(args.one, args.steps, args.threads)))
