@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from quant.api import quantize_
-from quant.bench import (
+from quant.bench_common import (
     FULL_SHAPES,
     FULL_TOKENS,
     QUICK_SHAPES,
