@@ -8,7 +8,8 @@ processes once gave ratios that swung by 2×). A method's speed is the median ov
 / its time per frame in the same round. 1 thread.
 
 Profile (rows with a `part`): ms per frame of each part of a frame (worldmodel/frame_profile.py), for fp32 and each
-method, over frames played with timing hooks on; `share` is the part's share of that method's frame. The DiT's
+method, over frames played with timing hooks on, the methods again taking turns (a few frames each per round);
+`share` is the part's share of that method's frame. The DiT's
 linear layers are all that quantization touches.
 
 Also per method: `quantized_share`, the share of the DiT's linear weights its layers cover, and the DiT's weight
@@ -23,6 +24,7 @@ import time
 QUICK_METHODS = ["fp32", "int8", "lut4"]
 FULL_METHODS = ["fp32", "int8", "lut4", "lut3", "lut2"]
 WARMUP_FRAMES = 5  # allocator, kernels, a full context window
+PROFILE_ROUND_FRAMES = 4
 
 
 def _pipeline(method: str):  # noqa: ANN202
@@ -48,7 +50,8 @@ def run(quick: bool) -> list[dict]:
     torch.set_num_threads(1)
     cpu = cpu_name()
     methods = QUICK_METHODS if quick else FULL_METHODS
-    rounds, round_frames, profile_frames_n = (3, 4, 4) if quick else (10, 10, 20)
+    rounds, round_frames, profile_rounds = (3, 4, 1) if quick else (20, 10, 5)
+    profile_frames_n = profile_rounds * PROFILE_ROUND_FRAMES
     pipes = {method: _pipeline(method) for method in methods}
     image = get_scene("forest_0").image(next(iter(pipes.values())).image_size)
     actions = long_play_actions(WARMUP_FRAMES + rounds * round_frames + profile_frames_n)
@@ -78,8 +81,15 @@ def run(quick: bool) -> list[dict]:
             "share": 1.0, "quantized_share": quantized_share(pipes[method].dit), "dit_mib": _dit_mib(pipes[method].dit),
             "threads": 1, "cpu": cpu,
         })  # fmt: skip
+    # The profile takes turns too, so that every method's parts are timed under the same load.
+    parts_ms: dict[str, dict[str, float]] = {method: dict.fromkeys(PARTS, 0.0) for method in methods}
+    for _ in range(profile_rounds):
+        for method in methods:
+            for part, ms in profile_frames(pipes[method], sessions[method], actions[t : t + PROFILE_ROUND_FRAMES]).items():
+                parts_ms[method][part] += ms / profile_rounds
+        t += PROFILE_ROUND_FRAMES
     for method in methods:
-        parts = profile_frames(pipes[method], sessions[method], actions[t : t + profile_frames_n])
+        parts = parts_ms[method]
         total = sum(parts.values())
         rows += [{"method": method, "part": part, "ms_per_frame": parts[part], "share": parts[part] / total,
                   "threads": 1, "cpu": cpu} for part in PARTS]  # fmt: skip
