@@ -114,3 +114,29 @@ def test_cuda_bench_stops_with_a_clear_message_without_cuda():
         runner.main(parser.parse_args(["quant", "--device", "cuda"]))
     with pytest.raises(ValueError, match="CPU only"):
         runner.main(parser.parse_args(["stream", "--device", "cuda"]))
+
+
+def test_a_zero_initialised_narrow_layer_quantizes_exactly_or_stays_float():
+    # Like a DiT's freshly added input embedding: 20 inputs, all weights zero.
+    model = nn.Sequential(nn.Linear(20, 192))
+    nn.init.zeros_(model[0].weight)
+    x = torch.randn(3, 20)
+    expected = model(x)
+    zero = Int8Linear.from_float(model[0], Int8Config())
+    assert torch.equal(zero(x), expected)  # all-zero rows: scale 0, output exactly the bias
+    with pytest.warns(UserWarning, match="left in float"):
+        quantize_(model, LutConfig())
+    assert type(model[0]) is nn.Linear
+
+
+def test_bench_summary_spans_the_dit_shapes():
+    from quant.bench_summary import summary
+
+    base = dict(bytes_vs_fp32=0.25, sqnr_db=35.0, sqnr_outlier_db=38.0, cpu="Test CPU (AVX2)")
+    rows = [dict(method="fp32", M=64, K=192, N=768, speed_vs_fp32=1.0, **base),
+            dict(method="int8 t=6", M=64, K=192, N=768, speed_vs_fp32=1.5, **base),
+            dict(method="int8 t=6", M=64, K=768, N=192, speed_vs_fp32=1.7, **base),
+            dict(method="int8 t=6", M=64, K=4096, N=4096, speed_vs_fp32=2.0, **base)]
+    text = summary(rows)
+    assert "Test CPU (AVX2)" in text
+    assert "| int8 t=6 | 0.250 | 35.0 | 38.0 | 1.50–1.70× | 2.00× |" in text
