@@ -32,8 +32,9 @@ bfloat16 scale, so the scale's own rounding costs nothing. After compressing the
 the signs are re-chosen (nearest representable value) for the scales actually stored.
 Bits per weight (N a multiple of 64; otherwise count the padded Np channels):
   bits + (bits + 1)·8/group_size + 2·16/K
-i.e. at group 128: 4.3125 + 32/K (4-bit), 3.25 + 32/K (3-bit), 2.1875 + 32/K (2-bit); at
-K = 256 that is 0.139x / 0.105x / 0.072x of fp32, at K = 1536 0.135x / 0.102x / 0.069x.
+i.e. at group 64 (the default): 4.625 + 32/K (4-bit), 3.5 + 32/K (3-bit), 2.375 + 32/K (2-bit);
+at K = 192 that is 0.150x / 0.115x / 0.080x of fp32, at K = 768 0.146x / 0.111x / 0.076x (at group
+128: 4.3125 / 3.25 / 2.1875 + 32/K).
 What is exact: the float BCQ form (fit_bcq, rtn_to_bcq) is the method itself, and
 RTN -> BCQ is exact in it. Compressing the scales is a second, lossy step; measured
 cost <= 0.01 dB of weight SQNR (tests hold it to 0.05 dB), see docs/QUANT.md.
