@@ -17,7 +17,7 @@ import torch
 
 from app.cli import main
 from data.actions import Action, write_actions
-from data.record import write_mp4
+from data.video import write_mp4
 
 torch.set_num_threads(1)
 
