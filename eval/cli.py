@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="PATH|default", help="a world model checkpoint folder, or `default`")
-    src.add_argument("--videos", type=Path, metavar="DIR", help="a folder of NAME.mp4 + NAME.jsonl action files")
+    src.add_argument("--videos", type=Path, metavar="DIR",
+                     help="a folder of NAME.mp4 + NAME.jsonl action files; with --protocol gameworld, {prefix}_{action}.mp4")
     src.add_argument("--ground-truth", action="store_true", help="score the simulator's own videos")
     src.add_argument("--baseline", choices=BASELINES, help="score a deliberately broken baseline")
     src.add_argument("--leaderboard", type=Path, nargs="+", metavar="REPORT", help="combine report folders into one table")
