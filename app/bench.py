@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "stream": "worldmodel.bench",  # streaming frames/s and memory, fp32 and each quant method
     "eval": "eval.bench",  # what one video of the evaluator costs, per dimension
     "memory": "worldmodel.bench_memory",  # the world memory's cost in live play, and a 10,000-frame play's
+    "web": "app.bench_web",  # live play through the web server: latency and frames/s at 1, 4 and 8 clients
 }
 
 

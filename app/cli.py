@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("app.play", "play the generated world live in a pygame window"),
     "web": ("app.web", "serve the Gradio page on 127.0.0.1"),
     "eval": ("eval.cli", "score a model or a folder of videos (GameWorld Score + fidelity)"),
-    "bench": ("app.bench", "run a benchmark and print a table (world, quant, stream, eval)"),
+    "bench": ("app.bench", "run a benchmark and print a table (world, quant, stream, eval, memory, web)"),
 }
 
 

@@ -1,14 +1,17 @@
 """Serve the world in a browser: `worldmodel web` (a Gradio page on 127.0.0.1).
 
-Pick a start scene or upload a picture, then play with the on-screen buttons or the keyboard
-(W A S D, space, arrows...; a small keydown handler clicks the matching button) while the
-frames stream in as PNG. The Batch tab turns a pasted or uploaded action script (our jsonl or
-MineRL/VPT dicts) into an H.264 mp4 to download.
+The Live tab, first on the page, plays the world in real time: the page starts the default scene on load,
+clicking the view takes the keyboard and the mouse (Pointer Lock), and the frames stream over a WebSocket
+at the model's frame rate while keys are held or not, as in a game (app/live.py, app/live_client.js). The
+model, quant method, start scene or uploaded picture are Gradio components; their Start handler checks them
+and hands the browser a ticket, with which the socket starts that browser's own Session. The Batch tab turns
+a pasted or uploaded action script (our jsonl or MineRL/VPT dicts) into an H.264 mp4 to download.
 
-Several people at once: each browser holds a handle in its gr.State, and its Session lives in
-a SessionPool with a cap and idle expiry (app/session_pool.py). Every input is checked (picture
-type, size and integrity; script keys and numbers; frames per request) and a problem becomes a
-message on the page, never a crash of the server.
+Several people at once: each socket's Session lives in a SessionPool with a cap and idle expiry
+(app/session_pool.py), with a seed of its own. Every input is checked (picture type, size and integrity;
+script keys and numbers; socket messages) and a problem becomes a message on the page, never a crash of
+the server. Frames never pass through Gradio's file cache: two players with byte-identical frames once
+rewrote one cached picture while it was being sent.
 
 `build_demo(session_factory, settings)` builds the page and imports Gradio only when called;
 `WebApp` holds the handlers as plain methods, testable without a browser. No model logic here:
@@ -18,7 +21,6 @@ the page calls a Session.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -29,63 +31,34 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
+from app.live import LOOPBACK_HOSTS, LiveServer, LiveSettings, Tickets
 from app.scripts import ScriptError, parse_script_text, read_script
-from app.session_pool import PoolFull, SessionPool, WorldExpired
+from app.session_pool import PoolFull, SessionPool
 from app.worlds import (
     DEFAULT_MODEL, DEFAULT_SCENE, QUANTS, SIMULATOR, ImageLimits, SessionFactory, StartPoint, WorldFactory,
     default_model_available, image_start, model_label, roll_out, scene_names, scene_start, thread_count,
 )
-from data.actions import Action
 
 FPS = 20
 
-# Button name -> (label, keyboard key as KeyboardEvent.key, the action each frame). The keydown
-# handler clicks the button whose element id is "wm-" + name. Ctrl is left out: the browser owns it.
-BUTTONS: dict[str, tuple[str, str, Action]] = {
-    "forward": ("W  forward", "w", Action({"forward"})),
-    "left": ("A  left", "a", Action({"left"})),
-    "back": ("S  back", "s", Action({"back"})),
-    "right": ("D  right", "d", Action({"right"})),
-    "jump": ("Space  jump", " ", Action({"jump"})),
-    "jump-forward": ("J  jump forward", "j", Action({"jump", "forward"})),
-    "sprint": ("Q  sprint forward", "q", Action({"sprint", "forward"})),
-    "sneak": ("C  sneak forward", "c", Action({"sneak", "forward"})),
-    "attack": ("F  attack", "f", Action({"attack"})),
-    "use": ("E  use", "e", Action({"use"})),
-    "turn-left": ("←  turn left", "ArrowLeft", Action(camera=(0.0, -6.0))),
-    "turn-right": ("→  turn right", "ArrowRight", Action(camera=(0.0, 6.0))),
-    "look-up": ("↑  look up", "ArrowUp", Action(camera=(4.0, 0.0))),
-    "look-down": ("↓  look down", "ArrowDown", Action(camera=(-4.0, 0.0))),
-    "wait": ("X  wait", "x", Action()),
-}
-RESTART_KEY = "r"
-
-KEY_HANDLER = """
-() => {
-  if (window.wmKeysInstalled) { return; }
-  window.wmKeysInstalled = true;
-  const keys = %s;
-  document.addEventListener("keydown", (event) => {
-    const target = event.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) {
-      return;  // typing a script or a number is not playing
-    }
-    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
-    const name = keys[event.key.length === 1 ? event.key.toLowerCase() : event.key];
-    const button = name && document.getElementById("wm-" + name);
-    if (!button) { return; }
-    event.preventDefault();  // no page scrolling on space and the arrows
-    button.click();  // while its frames still stream, Gradio drops the extra clicks (trigger_mode "once")
-  });
-}
-"""
+HERE = Path(__file__).resolve().parent
+LIVE_VIEW_HTML = HERE / "live_view.html"
+LIVE_CLIENT_JS = HERE / "live_client.js"
+START_LIVE_JS = "(ticket) => { if (window.wmLive) { window.wmLive.start(ticket); } }"
 
 CSS = """
-#wm-frame img { image-rendering: pixelated; }
+#wm-view { width: 512px; height: 512px; image-rendering: pixelated; background: #000; cursor: crosshair;
+           outline: none; touch-action: none; }
+#wm-view:focus { box-shadow: 0 0 0 3px #f97316; }
+#wm-live { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
+#wm-live-info { display: flex; flex-direction: column; gap: 6px; min-width: 260px; max-width: 420px; }
+#wm-rates { font-family: monospace; white-space: nowrap; }
+#wm-record { padding: 4px 12px; border: 1px solid #888; border-radius: 6px; }
+.wm-help { font-size: 0.9em; opacity: 0.8; }
 #wm-preview video { image-rendering: pixelated; }
 """
 
@@ -98,14 +71,13 @@ class WebSettings:
     quants: tuple[str, ...] = QUANTS
     max_sessions: int = 16  # live worlds at once; idle ones make room for new ones
     idle_timeout_s: float = 600.0
-    max_frames_per_request: int = 40  # frames one button press may ask for
+    live: LiveSettings = LiveSettings()
     max_batch_frames: int = 1200  # actions one batch script may hold (a minute at 20 fps)
     max_upload_bytes: int = 10 * 2**20
     max_image_side: int = 4096
     concurrency: int = 4  # requests computed at once; the rest wait in the queue
     batch_concurrency: int = 2
     max_queue: int = 64
-    display_scale: int = 6  # screen pixels per frame pixel on the page
     video_scale: int = 4  # the preview video is scaled up so browsers show crisp pixels
     out_dir: Path | None = None  # batch results; None: a fresh temporary folder
 
@@ -115,9 +87,8 @@ class WebSettings:
         unknown = set(self.quants) - set(QUANTS)
         if unknown or not self.quants:
             raise ValueError(f"quants must be a non-empty subset of {QUANTS}, got {self.quants}")
-        for name in ("max_sessions", "max_frames_per_request", "max_batch_frames", "max_upload_bytes",
-                     "max_image_side", "concurrency", "batch_concurrency", "max_queue", "display_scale",
-                     "video_scale"):
+        for name in ("max_sessions", "max_batch_frames", "max_upload_bytes", "max_image_side", "concurrency",
+                     "batch_concurrency", "max_queue", "video_scale"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.idle_timeout_s <= 0:
@@ -143,6 +114,8 @@ class WebApp:
         self.limits = ImageLimits(self.settings.max_upload_bytes, self.settings.max_image_side)
         self.out_dir = self.settings.out_dir or Path(tempfile.mkdtemp(prefix="worldmodel-web-"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.tickets = Tickets()
+        self.live = LiveServer(self.factory, self.pool, self.tickets, self.out_dir, self.settings.live)
         self._batch_count = 0
         self._batch_lock = threading.Lock()
 
@@ -164,68 +137,21 @@ class WebApp:
             raise ValueError("pick a start scene or upload a picture")
         return scene_start(scene)
 
-    # --- play ----------------------------------------------------------------------------
+    # --- live play ------------------------------------------------------------------------
 
-    def start(self, handle: str | None, model: str, quant: str, scene: str | None,
-              upload: str | None) -> tuple[str | None, np.ndarray | None, str]:
-        """A new world for this browser (its old one, if any, is closed). -> (handle, frame, status)."""
+    def live_ticket(self, model: str, quant: str, scene: str | None, upload: str | None) -> tuple[str, str]:
+        """Check a start choice and hand out a ticket the browser's socket starts from. -> (ticket, status)."""
         try:
             self._choose(model, quant)
             start = self._start_point(model, scene, upload)
-            self.pool.check_room(replace=handle)
-            session = self.factory(model, quant, start, 0)
-            frame = session.start(start.image)
-            label = f"{model_label(model)} · {quant} · start {start.name}"
-            handle = self.pool.add(session, label, replace=handle)
+            self.pool.check_room()  # say so now, rather than when the socket asks
         except (ValueError, PoolFull) as err:
-            return handle, None, f"**Cannot start:** {err}"
+            return "", f"**Cannot start:** {err}"
         except Exception as err:  # noqa: BLE001 - one visitor's failure must not take the page down
             traceback.print_exc()
-            return handle, None, f"**Cannot start:** internal error ({type(err).__name__}: {err})"
-        return handle, upscale(frame, self.settings.display_scale), f"{label} · frame 0"
-
-    def step(self, handle: str | None, button: str, frames: Any) -> Iterator[tuple[np.ndarray | None, str]]:
-        """Play `frames` frames of a button's action, yielding each frame as it is made."""
-        try:
-            if button not in BUTTONS:
-                raise ValueError(f"unknown button {button!r}")
-            frames = self._frame_count(frames)
-            world = self.pool.get(handle)
-        except (ValueError, WorldExpired) as err:
-            yield None, f"**Cannot play:** {err}"
-            return
-        act = BUTTONS[button][2]
-        if not world.lock.acquire(timeout=30):
-            yield None, "**Busy:** your world is still making the last frames; try again"
-            return
-        try:
-            for _ in range(frames):
-                t0 = time.perf_counter()
-                frame = world.session.step(act)
-                world.frames += 1
-                ms = 1000 * (time.perf_counter() - t0)
-                status = f"{world.label} · frame {world.frames} · {ms:.0f} ms/frame"
-                yield upscale(frame, self.settings.display_scale), status
-        except Exception as err:  # noqa: BLE001
-            traceback.print_exc()
-            yield None, f"**Error:** {type(err).__name__}: {err}"
-        finally:
-            world.lock.release()
-
-    def _frame_count(self, frames: Any) -> int:
-        limit = self.settings.max_frames_per_request
-        try:
-            count = int(frames)
-        except (TypeError, ValueError):
-            raise ValueError(f"frames per press must be a whole number, got {frames!r}") from None
-        if count != frames and not (isinstance(frames, float) and frames.is_integer()):
-            raise ValueError(f"frames per press must be a whole number, got {frames!r}")
-        if not 1 <= count <= limit:
-            raise ValueError(f"frames per press must be between 1 and {limit}, got {count}")
-        return count
-
-    def release(self, handle: str | None) -> None:
-        self.pool.close(handle)
+            return "", f"**Cannot start:** internal error ({type(err).__name__}: {err})"
+        ticket = self.tickets.issue(model, quant, start)
+        return ticket, f"{model_label(model)} · {quant} · start {start.name}: click the view to play"
 
     # --- batch ---------------------------------------------------------------------------
 
@@ -283,40 +209,25 @@ def build_demo(session_factory: SessionFactory, settings: WebSettings = WebSetti
 
     app = WebApp(session_factory, settings)
     scenes = scene_names()
-    key_map = {key: name for name, (_, key, _) in BUTTONS.items()} | {RESTART_KEY: "start"}
 
     with gr.Blocks(title="worldmodel", delete_cache=(600, 3600)) as demo:
         demo.wm_app = app  # for tests and serve(): the handlers and their output folder
-        gr.Markdown("# worldmodel\nA world model of a voxel game: every frame below is generated from "
-                    "the last ones and your keys. Pick a start and press **Start** (or R).")
-        handle = gr.State(None, delete_callback=app.release)
-        with gr.Row():
-            model = gr.Dropdown(list(settings.models), value=settings.models[0], label="model")
-            quant = gr.Dropdown(list(settings.quants), value=settings.quants[0], label="quant method")
-            first = DEFAULT_SCENE if DEFAULT_SCENE in scenes else (scenes[0] if scenes else None)
-            scene = gr.Dropdown(scenes, value=first, label="start scene")
-            upload = gr.File(label=f"or upload a start picture (≤ {settings.max_upload_bytes / 2**20:g} MiB)",
-                             file_types=["image"], type="filepath", elem_id="wm-upload", height=130)
-        with gr.Tab("Play"):
+        with gr.Tab("Live"):
+            gr.HTML(LIVE_VIEW_HTML.read_text(encoding="utf-8"), elem_id="wm-live-html")
             with gr.Row():
-                side = 64 * settings.display_scale
-                frame = gr.Image(label="world", format="png", interactive=False, height=side, width=side,
-                                 elem_id="wm-frame")
-                with gr.Column():
-                    start_btn = gr.Button("Start (R)", variant="primary", elem_id="wm-start")
-                    status = gr.Markdown("Press **Start**.", elem_id="wm-status")
-                    limit = settings.max_frames_per_request
-                    presses = gr.Slider(1, limit, value=min(4, limit), step=1, label="frames per press")
-                    buttons: dict[str, Any] = {}
-                    names = list(BUTTONS)
-                    for row in range(0, len(names), 3):
-                        with gr.Row():
-                            for name in names[row:row + 3]:
-                                buttons[name] = gr.Button(BUTTONS[name][0], elem_id=f"wm-{name}", size="sm")
-                    gr.Markdown("Keyboard: `W` `A` `S` `D` move · `Space` jump · `J` jump forward · "
-                                "`Q` sprint · `C` sneak · `F` attack · `E` use · arrows look · "
-                                "`X` wait · `R` restart. Click the page first so it has the keyboard.")
+                model = gr.Dropdown(list(settings.models), value=settings.models[0], label="model")
+                quant = gr.Dropdown(list(settings.quants), value=settings.quants[0], label="quant method")
+                first = DEFAULT_SCENE if DEFAULT_SCENE in scenes else (scenes[0] if scenes else None)
+                scene = gr.Dropdown(scenes, value=first, label="start scene")
+                upload = gr.File(label=f"or upload a start picture (≤ {settings.max_upload_bytes / 2**20:g} MiB)",
+                                 file_types=["image"], type="filepath", elem_id="wm-upload", height=130)
+            with gr.Row():
+                restart_btn = gr.Button("Restart", variant="primary", elem_id="wm-start", scale=0)
+                status = gr.Markdown("Starting…", elem_id="wm-status")
+            # The ticket goes from the Start handler to the page's script; never shown.
+            ticket = gr.Textbox(visible=False, elem_id="wm-ticket")
         with gr.Tab("Batch"):
+            gr.Markdown("A script of actions played from the model, quant method and start chosen on the Live tab.")
             with gr.Row():
                 with gr.Column():
                     script_text = gr.Textbox(lines=8, label="action script: one JSON action per line "
@@ -333,19 +244,14 @@ def build_demo(session_factory: SessionFactory, settings: WebSettings = WebSetti
                                        loop=True)
                     download = gr.File(label="download (H.264 mp4)", interactive=False, elem_id="wm-download")
 
-        def start(h: str | None, m: str, q: str, s: str | None, u: str | None) -> tuple[Any, Any, str]:
-            h, image, text = app.start(h, m, q, s, u)
-            return h, (gr.skip() if image is None else image), text  # a failed start keeps the old picture
-
-        start_btn.click(start, [handle, model, quant, scene, upload], [handle, frame, status],
-                        api_name="start", concurrency_limit=settings.concurrency, concurrency_id="play")
-        for name, button in buttons.items():
-            def press(h: str | None, n: int, button_name: str = name) -> Iterator[tuple[Any, str]]:
-                for image, text in app.step(h, button_name, n):
-                    yield (gr.skip() if image is None else image), text
-            button.click(press, [handle, presses], [frame, status], api_name=f"step_{name.replace('-', '_')}",
-                         trigger_mode="once", concurrency_limit=settings.concurrency, concurrency_id="play",
-                         show_progress="hidden")
+        # Start on load, and again on Restart with whatever the pickers say now.
+        pickers = [model, quant, scene, upload]
+        demo.load(app.live_ticket, pickers, [ticket, status], api_name="live_ticket",
+                  concurrency_limit=settings.concurrency, concurrency_id="play").then(
+            None, [ticket], None, js=START_LIVE_JS)
+        restart_btn.click(app.live_ticket, pickers, [ticket, status], api_name=False,
+                          concurrency_limit=settings.concurrency, concurrency_id="play").then(
+            None, [ticket], None, js=START_LIVE_JS)
 
         def run_batch(m: str, q: str, s: str | None, u: str | None, t: str | None, f: str | None,
                       progress: gr.Progress = gr.Progress()) -> tuple[Any, Any, str]:
@@ -354,7 +260,6 @@ def build_demo(session_factory: SessionFactory, settings: WebSettings = WebSetti
         generate_btn.click(run_batch, [model, quant, scene, upload, script_text, script_file],
                            [preview, download, batch_status], api_name="generate",
                            concurrency_limit=settings.batch_concurrency, concurrency_id="batch")
-        demo.load(None, None, None, js=KEY_HANDLER % json.dumps(key_map))
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     return demo
 
@@ -363,11 +268,15 @@ def serve(demo: Any, settings: WebSettings, block: bool = True) -> tuple[Any, st
     """Launch the page on settings.host:port; with block=False return (app, url) and keep serving in a thread."""
     app: WebApp = demo.wm_app
     _, url, _ = demo.launch(
-        server_name=settings.host, server_port=settings.port, prevent_thread_lock=not block, quiet=not block,
+        server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=not block,
         show_error=False, css=CSS, allowed_paths=[str(app.out_dir)], ssr_mode=False, mcp_server=False,
         # A hard cap for every upload; the handlers check the exact (smaller) limit with a clearer message.
         max_file_size=4 * settings.max_upload_bytes,
+        head=f"<script>{LIVE_CLIENT_JS.read_text(encoding='utf-8')}</script>",
     )
+    app.live.mount(demo.server_app)  # the live socket on the same server (Gradio runs on FastAPI)
+    if block:
+        demo.block_thread()
     return app, url
 
 
@@ -399,7 +308,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quant", action="append", choices=QUANTS, default=None,
                         help="quant method(s) to offer (default: all)")
     parser.add_argument("--max-sessions", type=int, default=16, help="live worlds at once")
-    parser.add_argument("--max-frames", type=int, default=40, help="frames one button press may ask for")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="HOST",
+                        help="a host name pages may open the live socket from, besides loopback "
+                             "(with --host 0.0.0.0: the name or address people type)")
     parser.add_argument("--max-batch-frames", type=int, default=1200, help="actions one batch script may hold")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted")
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto")
@@ -417,7 +328,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         settings = WebSettings(host=args.host, port=args.port, models=tuple(models),
                                quants=tuple(args.quant or QUANTS), max_sessions=args.max_sessions,
-                               max_frames_per_request=args.max_frames, max_batch_frames=args.max_batch_frames,
+                               live=LiveSettings(allowed_hosts=LOOPBACK_HOSTS + tuple(args.allow_origin)),
+                               max_batch_frames=args.max_batch_frames,
                                max_upload_bytes=int(args.max_upload_mb * 2**20))
         check_can_listen(settings.host, settings.port)
     except ValueError as err:
@@ -445,6 +357,7 @@ def main(args: argparse.Namespace) -> int:
         pass
     finally:
         demo.close()
+        demo.wm_app.live.close()
         if settings.out_dir is None:
             shutil.rmtree(demo.wm_app.out_dir, ignore_errors=True)
     return 0
