@@ -81,7 +81,9 @@ def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
         raise ValueError("--quant applies to --model only")
     if args.ground_truth:
         return SimulatorSource()
-    actions = {name: tuple(seq) for name, seq in pick_actions(cfg.actions).items()}
+    from data.alignment import our_actions
+
+    actions = {name: tuple(our_actions(seq, cfg.protocol)) for name, seq in pick_actions(cfg.actions).items()}
     return BaselineSource(args.baseline, actions, cfg.size)
 
 
