@@ -36,7 +36,7 @@ from worldmodel.dit import CausalDiT
 from worldmodel.run_folder import check_run_folder, clear_for_fresh_run
 from worldmodel.train_autoencoder import train_autoencoder
 from worldmodel.train_world import train_world
-from worldmodel.training import WindowsFactory, clip_windows
+from worldmodel.training import WindowsFactory
 from worldmodel.weights import write_json
 
 
