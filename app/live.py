@@ -51,13 +51,12 @@ import numpy as np
 
 from app.session_pool import PoolFull, SessionPool, World, WorldExpired
 from app.worlds import SessionFactory, StartPoint, model_label
-from data.actions import KEYS, MAX_CAMERA_DEG, NOOP, Action, reject_constant
+from data.actions import FPS, KEYS, MAX_CAMERA_DEG, NOOP, Action, reject_constant
 
 SOCKET_PATH = "/live/socket"
 RECORDING_PATH = "/live/recording"
 FRAME_HEADER = struct.Struct("<III")  # message number, input seq seen, world frame index
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-GAME_FPS = 20  # recordings play at the game's own rate
 
 
 def worker_count() -> int:
@@ -253,11 +252,11 @@ class Recording:
 
     def save(self, folder: Path, name: str) -> tuple[Path, Path]:
         from data.actions import write_actions
-        from data.record import write_mp4
+        from data.video import write_mp4
 
         folder.mkdir(parents=True, exist_ok=True)
         mp4, jsonl = folder / f"{name}.mp4", folder / f"{name}.jsonl"
-        write_mp4(mp4, np.stack(self.frames), fps=GAME_FPS)
+        write_mp4(mp4, np.stack(self.frames), fps=FPS)
         write_actions(jsonl, self.actions + [NOOP])  # one line per frame: the last action is a no-op pad
         return mp4, jsonl
 

@@ -29,9 +29,10 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,23 @@ from app.live import LOOPBACK_HOSTS, LiveServer, LiveSettings, Tickets
 from app.scripts import ScriptError, parse_script_text, read_script
 from app.session_pool import PoolFull, SessionPool
 from app.worlds import (
-    DEFAULT_MODEL, DEFAULT_SCENE, QUANTS, SIMULATOR, ImageLimits, SessionFactory, StartPoint, WorldFactory,
-    default_model_available, image_start, model_label, roll_out, scene_names, scene_start, thread_count,
+    DEFAULT_MODEL,
+    DEFAULT_SCENE,
+    QUANTS,
+    SIMULATOR,
+    ImageLimits,
+    SessionFactory,
+    StartPoint,
+    WorldFactory,
+    default_model_available,
+    image_start,
+    model_label,
+    roll_out,
+    scene_names,
+    scene_start,
+    thread_count,
 )
-
-FPS = 20
+from data.actions import FPS
 
 HERE = Path(__file__).resolve().parent
 LIVE_VIEW_HTML = HERE / "live_view.html"
@@ -159,7 +172,7 @@ class WebApp:
               script: str | None, on_frame: Callable[[int, int], None] | None = None
               ) -> tuple[str | None, str | None, str]:
         """Script -> (preview mp4, download mp4, status). The uploaded script wins over pasted text."""
-        from data.record import write_mp4
+        from data.video import write_mp4
 
         limit = self.settings.max_batch_frames
         try:
@@ -254,7 +267,7 @@ def build_demo(session_factory: SessionFactory, settings: WebSettings = WebSetti
             None, [ticket], None, js=START_LIVE_JS)
 
         def run_batch(m: str, q: str, s: str | None, u: str | None, t: str | None, f: str | None,
-                      progress: gr.Progress = gr.Progress()) -> tuple[Any, Any, str]:
+                      progress: gr.Progress = gr.Progress()) -> tuple[Any, Any, str]:  # noqa: B008 (Gradio fills it in per call)
             return app.batch(m, q, s, u, t, f, on_frame=lambda i, n: progress(i / n, desc="generating"))
 
         generate_btn.click(run_batch, [model, quant, scene, upload, script_text, script_file],

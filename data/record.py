@@ -36,7 +36,6 @@ from data.actions import FPS
 from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, created_now, versions, write_clip
 from data.files import write_bytes_atomic
 from data.terrain import BIOMES
-from data.video import write_mp4  # noqa: F401 (re-exported: app/web.py imports it from here until it moves to data.video)
 from data.worker_death import die_with_parent
 
 MANIFEST_NAME = "record.json"

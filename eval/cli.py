@@ -6,12 +6,16 @@ with GameWorld Score's dimensions plus fidelity to the simulator; write a JSON, 
     worldmodel eval --ground-truth --quick --out runs/eval/gt             # the simulator's own videos
     worldmodel eval --baseline frozen --quick --out runs/eval/frozen      # frozen | shuffled | noise | mismatched
     worldmodel eval --videos DIR --out runs/eval/mine                     # NAME.mp4 + NAME.jsonl (ours or MineRL)
+    worldmodel eval --videos DIR --protocol gameworld --out runs/eval/gw  # {prefix}_{action}.mp4, GameWorld Score's way
     worldmodel eval --leaderboard runs/eval/*                             # one table from several reports
     worldmodel eval --train-idm sim --out runs/idm                        # train an inverse dynamics model (the first stage
                                                                           # of assets/idm; its MODEL_CARD.md lists the rest)
 
 Results are cached per video under OUT/videos, so a stopped run resumes; a folder that holds another run's
-results is never overwritten without --force. docs/EVAL.md describes every dimension and its scorer.
+results is never overwritten without --force. A video that cannot be read or does not fit its actions is
+reported as failed (exit status 1) and the others are scored; when none can be, exit status 2.
+`--protocol gameworld` aligns actions and scores as Matrix-Game's GameWorld Score does (eval/suite.py).
+docs/EVAL.md describes every dimension, its scorer and what still differs from the paper's.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ QUANTS = ("int8", "lut4", "lut3")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from data.alignment import PROTOCOLS
     from eval import scorers
     from eval.baselines import BASELINES
 
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="PATH|default", help="a world model checkpoint folder, or `default`")
-    src.add_argument("--videos", type=Path, metavar="DIR", help="a folder of NAME.mp4 + NAME.jsonl action files")
+    src.add_argument("--videos", type=Path, metavar="DIR",
+                     help="a folder of NAME.mp4 + NAME.jsonl action files; with --protocol gameworld, {prefix}_{action}.mp4")
     src.add_argument("--ground-truth", action="store_true", help="score the simulator's own videos")
     src.add_argument("--baseline", choices=BASELINES, help="score a deliberately broken baseline")
     src.add_argument("--leaderboard", type=Path, nargs="+", metavar="REPORT", help="combine report folders into one table")
@@ -37,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quant", choices=QUANTS, help="quantize the model's DiT after loading")
     parser.add_argument("--out", type=Path, help="output folder (report + per-video cache)")
     parser.add_argument("--quick", action="store_true", help="8 scenes x 8 actions x 33 frames (minutes on a CPU)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="ours",
+                        help="ours (line t labels frame t -> t+1) or gameworld (Matrix-Game's alignment, GameWorld Score's "
+                        "folder layout {prefix}_{action}.mp4, every frame scored, 3D on DROID-SLAM's scale)")
     parser.add_argument("--scenes", type=int, help="override: number of start scenes (1-32)")
     parser.add_argument("--actions", type=int, help="override: number of benchmark actions (1-76)")
     parser.add_argument("--frames", type=int, help="override: frames per video (5-65)")
@@ -57,7 +66,7 @@ def _suite_config(args: argparse.Namespace):  # noqa: ANN202
 
     cfg = QUICK if args.quick else FULL
     overrides = {k: getattr(args, k) for k in ("scenes", "actions", "frames") if getattr(args, k) is not None}
-    return replace(cfg, batch=args.batch, **overrides)
+    return replace(cfg, batch=args.batch, protocol=args.protocol, **overrides)
 
 
 def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
@@ -72,7 +81,9 @@ def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
         raise ValueError("--quant applies to --model only")
     if args.ground_truth:
         return SimulatorSource()
-    actions = {name: tuple(seq) for name, seq in pick_actions(cfg.actions).items()}
+    from data.alignment import our_actions
+
+    actions = {name: tuple(our_actions(seq, cfg.protocol)) for name, seq in pick_actions(cfg.actions).items()}
     return BaselineSource(args.baseline, actions, cfg.size)
 
 
@@ -127,12 +138,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     idm_path = args.idm or DEFAULT_PATH
     try:
-        scorers = Scorers(InverseDynamicsModel.from_pretrained(idm_path), plugged)
         cfg = _suite_config(args)
+        scorers = Scorers(InverseDynamicsModel.from_pretrained(idm_path), plugged, cfg.protocol)
         if args.videos is not None:
             from eval.videos import VideoFolder
 
-            source = VideoFolder(args.videos)
+            source = VideoFolder(args.videos, cfg.protocol, cfg.size)
             jobs = source.jobs()
             truths = source.truth
         else:
@@ -149,10 +160,18 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     rows = run_suite(source, jobs, args.out, scorers, cfg, truths)
-    thumbs = _thumbnails(args.out, jobs, truths or (lambda j: simulate(j, cfg.size)))
+    failed = [r for r in rows if r["kind"] == "failed"]
+    if len(failed) == len(rows):
+        print(f"error: no video could be scored ({len(failed)} failed; the first: {failed[0]['error']})", file=sys.stderr)
+        return 2
+    scored = [j for j, r in zip(jobs, rows) if r["kind"] != "failed"]
+    thumbs = _thumbnails(args.out, scored, truths or (lambda j: simulate(j, cfg.size)))
     summary = write_report(args.out, rows, info, thumbs)
     print(markdown_table({info["source"]: summary}))
     print(f"\nreport: {args.out / 'report.html'} (and report.json, report.md)")
+    if failed:
+        print(f"{len(failed)} of {len(rows)} videos could not be scored (listed in report.md)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,9 +27,6 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"data", "quant", "worldmodel", "eval"},
 }
 
-# Known exceptions, to be emptied: worldmodel/train.py is split by job (distributed helpers, LR/EMA/plots,
-# the two stages, the action probe, the command) when its owner next changes it.
-TOO_LONG_ALLOWED: set[str] = {"worldmodel/train.py"}
 
 
 def module_files() -> dict[str, Path]:
@@ -134,4 +131,4 @@ def test_no_source_file_over_500_lines():
         for path in module_files().values()
         if (n := len(path.read_text().splitlines())) > MAX_LINES
     }
-    assert {k: v for k, v in too_long.items() if k not in TOO_LONG_ALLOWED} == {}
+    assert too_long == {}

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from worldmodel.action_probe import mirror_actions
 from worldmodel.config import PRESETS, TrainConfig, load_train_config, to_dict
-from worldmodel.train import lr_at, mirror_actions, run
+from worldmodel.lr_schedule import warmup_cosine
+from worldmodel.train import run
 
 torch.set_num_threads(1)
 
@@ -82,10 +84,10 @@ def test_shipped_default_config_parses():
 
 
 def test_lr_schedule_warms_up_and_decays():
-    cfg = tiny_config(warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
-    assert lr_at(cfg, 0, 0.0, 1.0) == pytest.approx(0.1)
-    assert lr_at(cfg, 10, 0.0, 1.0) == pytest.approx(1.0)
-    assert lr_at(cfg, 50, 1.0, 1.0) == pytest.approx(0.1)
+    assert warmup_cosine(1.0, 0.0, 0.1, step=0, warmup=10) == pytest.approx(0.1)
+    assert warmup_cosine(1.0, 0.0, 0.1, step=10, warmup=10) == pytest.approx(1.0)
+    assert warmup_cosine(1.0, 0.5, 0.1, step=30, warmup=10) == pytest.approx(0.55)
+    assert warmup_cosine(1.0, 1.0, 0.1, step=50, warmup=10) == pytest.approx(0.1)
 
 
 def test_mirror_actions_swaps_left_right_and_negates_camera():
@@ -143,7 +145,7 @@ def test_two_process_ddp_step_leaves_identical_weights(tmp_path):
 
 def test_unroll_replaces_the_middle_frames_by_model_predictions():
     from worldmodel.dit import CausalDiT
-    from worldmodel.train import self_conditioned_context
+    from worldmodel.train_world import self_conditioned_context
 
     cfg = tiny_config(seq_len=4)
     torch.manual_seed(0)
@@ -234,7 +236,7 @@ def test_a_zero_base_input_leaves_the_model_unchanged():
 
 
 def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
-    import worldmodel.train as train
+    import worldmodel.train_world as train
 
     whole = run(tiny_config(steps=6, ckpt_every=3), tmp_path / "whole", windows=fake_windows)
     calls = {"n": 0}
@@ -295,7 +297,7 @@ def test_train_command_refuses_to_overwrite_a_run(tmp_path, capsys):
 
 
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import worldmodel.train as train
+    import worldmodel.train_autoencoder as train
     from worldmodel.finite import NonFiniteError
 
     real_loss, calls = train.reconstruction_loss, [0]
@@ -318,7 +320,8 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
 
 def test_the_latent_cache_follows_the_data_folder(tmp_path):
     from worldmodel.autoencoder import FrameAutoencoder
-    from worldmodel.train import Dist, build_latents
+    from worldmodel.distributed import Dist
+    from worldmodel.train_world import build_latents
 
     ae = FrameAutoencoder(PRESETS["wm-tiny"][0]).eval()
     for name in ("a", "b"):

@@ -11,12 +11,14 @@ diffusers is imported only when an autoencoder is built (it takes seconds to imp
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from worldmodel.config import AutoencoderConfig
+from worldmodel.weights import load_weights, read_config, save_model_folder
 
 
 class FrameAutoencoder(nn.Module):
@@ -46,6 +48,17 @@ class FrameAutoencoder(nn.Module):
             upsample_fn="nearest",
             upsampling_scaling_factor=2,
         )
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """FOLDER/config.json + FOLDER/model.safetensors."""
+        save_model_folder(Path(folder), self.cfg, self)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> FrameAutoencoder:
+        folder = Path(folder)
+        autoencoder = cls(read_config(AutoencoderConfig, folder))
+        load_weights(autoencoder, folder / "model.safetensors")
+        return autoencoder.eval()
 
     @property
     def trainable(self) -> bool:

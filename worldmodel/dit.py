@@ -16,7 +16,9 @@ Every weight matrix is a plain nn.Linear, which quant/ swaps for quantized layer
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from worldmodel.config import DiTConfig
-
+from worldmodel.weights import load_weights, read_config, save_model_folder
 
 # ---------------------------------------------------------------- helpers
 
@@ -260,6 +262,21 @@ class CausalDiT(nn.Module):
         nn.init.zeros_(self.final.ada[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """FOLDER/config.json + FOLDER/model.safetensors (a quantized DiT's quant config is the pipeline's to add)."""
+        save_model_folder(Path(folder), self.cfg, self)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, prepare: Callable[[CausalDiT], None] | None = None) -> CausalDiT:
+        """The DiT saved in FOLDER. `prepare` reshapes the fresh model before its weights load (a quantized
+        checkpoint's layers are swapped for quantized ones first: quant.prepare_quantized_)."""
+        folder = Path(folder)
+        dit = cls(read_config(DiTConfig, folder))
+        if prepare is not None:
+            prepare(dit)
+        load_weights(dit, folder / "model.safetensors")
+        return dit.eval()
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, h, w) -> (B, T, N, C*p*p)."""

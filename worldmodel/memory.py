@@ -20,7 +20,8 @@ Rendering is z-buffered splatting: a point lands between four pixel centres and 
 colour (bilinear), so a view seen before from the same place comes back exactly and a turn by a fraction of a
 pixel resamples smoothly. A point remembers how big a pixel was where it was seen (its depth over the focal
 length), so a point seen from afar and approached later covers a block of up to 4x4 pixels instead of leaving
-cracks; the cracks left between resampled points are filled from their nearest neighbour. The sky (inverse depth ~0) is kept as points far away, so turning needs no
+cracks; the cracks left between resampled points are filled from their nearest neighbour. The sky (inverse depth ~0)
+is kept as points far away, so turning needs no
 depth at all: a full circle from one place returns exactly the pixels it started from.
 
 Bounded: at most `capacity` points (19 bytes each), stored in chunks (a 16x16-pixel tile of one frame, sky
@@ -144,7 +145,8 @@ class WorldMemory:
     def insert(self, frame: np.ndarray, inv_depth: np.ndarray, pose: CameraPose, where: np.ndarray | None = None) -> int:
         """Add the pixels of `frame` selected by `where` (all when None) as points. Returns how many were added."""
         self._check_frame(frame, inv_depth)
-        pick = torch.ones(self.size * self.size, dtype=torch.bool) if where is None else torch.from_numpy(np.asarray(where, bool).reshape(-1))
+        everywhere = torch.ones(self.size * self.size, dtype=torch.bool)
+        pick = everywhere if where is None else torch.from_numpy(np.asarray(where, bool).reshape(-1))
         self.clock += 1
         n = int(pick.sum())
         if n == 0:
@@ -261,7 +263,8 @@ class WorldMemory:
         # that makes on the screen grows with how far the eye has moved since, over how far the point was.
         baseline = (t["eye"] - torch.tensor(pose.eye, dtype=torch.float32)).norm(dim=1).repeat_interleave(t["count"])
         reliable = baseline <= RELIABLE * pitch_all * t["focal"].repeat_interleave(t["count"])
-        idx = torch.nonzero(reliable & (z_all > NEAR) & (x > -MAX_SPLAT) & (x < S + MAX_SPLAT) & (y > -MAX_SPLAT) & (y < S + MAX_SPLAT)).flatten()
+        on_screen = (x > -MAX_SPLAT) & (x < S + MAX_SPLAT) & (y > -MAX_SPLAT) & (y < S + MAX_SPLAT)
+        idx = torch.nonzero(reliable & (z_all > NEAR) & on_screen).flatten()
         x, y, z = x[idx], y[idx], z_all[idx]
         # How many pixels the point spans here: its size where it was seen over its size here.
         pitch = pitch_all[idx]
@@ -314,7 +317,8 @@ class WorldMemory:
         depth = torch.zeros(S * S).index_add_(0, pixel, w * zz)
         covered = total > 0.2  # less than that is a crack between points, filled below
         safe = total.clamp(min=1e-6)
-        rgb = torch.where(covered[:, None], colour / safe[:, None], torch.zeros_like(colour)).round().clamp(0, 255).to(torch.uint8)
+        rgb = torch.where(covered[:, None], colour / safe[:, None], torch.zeros_like(colour))
+        rgb = rgb.round().clamp(0, 255).to(torch.uint8)
         zbuf = torch.where(covered, depth / safe, torch.zeros_like(depth))
         rgb, zbuf, covered = rgb.view(S, S, 3), zbuf.view(S, S), covered.view(S, S)
         if fill_cracks:
@@ -331,7 +335,9 @@ class WorldMemory:
             raise ValueError(f"inverse depth must be ({S}, {S}), got {inv_depth.shape}")
 
 
-def _fill_cracks(rgb: torch.Tensor, depth: torch.Tensor, covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _fill_cracks(
+    rgb: torch.Tensor, depth: torch.Tensor, covered: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fill uncovered pixels that have at least 4 of their 8 neighbours covered (a crack between resampled
     points, not a region never seen: the straight edge of one has 3) from the nearest such neighbour."""
     S = rgb.shape[0]

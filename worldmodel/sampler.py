@@ -12,7 +12,7 @@ import torch
 
 from worldmodel.config import SamplingConfig
 from worldmodel.dit import CausalDiT, KVCache
-from worldmodel.schedule import move_view
+from worldmodel.schedule import euler_step, move_view
 
 
 def sigma_schedule(steps: int, shift: float = 1.0) -> list[float]:
@@ -32,11 +32,12 @@ class FrameInputs:
     act_mask: torch.Tensor  # (B,) bool
     base_in: torch.Tensor | None = None  # (B, C + 1, h, w): the base it was made from and the memory's coverage
 
-    def stacked(self, others: list["FrameInputs"]) -> tuple[torch.Tensor, ...]:
+    def stacked(self, others: list[FrameInputs]) -> tuple[torch.Tensor, ...]:
         frames = others + [self]
-        return tuple(torch.stack([getattr(f, name) for f in frames], dim=1) for name in ("x", "sigma", "keys", "camera", "act_mask"))
+        names = ("x", "sigma", "keys", "camera", "act_mask")
+        return tuple(torch.stack([getattr(f, name) for f in frames], dim=1) for name in names)
 
-    def stacked_base_in(self, others: list["FrameInputs"]) -> torch.Tensor | None:
+    def stacked_base_in(self, others: list[FrameInputs]) -> torch.Tensor | None:
         """The frames' base inputs (B, T, C + 1, h, w) for a model that reads them (dit.base_input), else None."""
         frames = others + [self]
         if all(f.base_in is None for f in frames):
@@ -114,7 +115,7 @@ def sample_frame(
     for i, (s, s_next) in enumerate(zip(levels[:-1], levels[1:])):
         sigma = torch.full((B,), s, device=noise.device)
 
-        def run(mask: torch.Tensor, first_pass: bool) -> torch.Tensor:
+        def run(mask: torch.Tensor, first_pass: bool, x=x, sigma=sigma, i=i) -> torch.Tensor:  # this step's x, sigma, i
             current = FrameInputs(x, sigma, keys, camera, mask, base_in)
             if cache is None:
                 return model(*current.stacked(history), pos0=0, base_in=current.stacked_base_in(history))[:, -1]
@@ -130,6 +131,5 @@ def sample_frame(
             uncond = base + run(torch.zeros_like(act_on), first_pass=False)
             z_hat = uncond + sampling.guidance * (z_hat - uncond)
         if s_next > 0:
-            eps_hat = (x - (1 - s) * z_hat) / s
-            x = (1 - s_next) * z_hat + s_next * eps_hat
+            x = euler_step(x, z_hat, s, s_next)
     return z_hat, base_in

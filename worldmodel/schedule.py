@@ -149,6 +149,14 @@ def model_base(model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor, cam
     return residual_base(x, sigma, camera=camera, fov=cfg.view_fov, inv_depth=model.depth(x, sigma), motion=motion)
 
 
+def euler_step(x: torch.Tensor, z_hat: torch.Tensor, s: float, s_next: float) -> torch.Tensor:
+    """One Euler step along the flow-matching line from noise level s to s_next, written with the x0 estimate
+    z_hat: the noise the sample holds is eps_hat = (x - (1 - s) z_hat) / s, and the sample at s_next is
+    (1 - s_next) z_hat + s_next eps_hat."""
+    eps_hat = (x - (1 - s) * z_hat) / s
+    return (1 - s_next) * z_hat + s_next * eps_hat
+
+
 def sample_train_sigmas(
     batch: int, frames: int, context_prob: float, context_sigma_max: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:

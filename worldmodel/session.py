@@ -24,7 +24,7 @@ break or appear there), so the network paints the new state.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -230,13 +230,16 @@ class Session:
         noise = move_view(self.context_noise, camera, self.dit.cfg.view_fov, self.context_depth, motion.to(self.device))
         return (1 - s) * ((1 - s) * remembered + s * noise)
 
-    def _memory_picture(self, keys: np.ndarray, camera: torch.Tensor, motion: torch.Tensor) -> tuple[list[MemoryView], torch.Tensor, torch.Tensor]:
+    def _memory_picture(
+        self, keys: np.ndarray, camera: torch.Tensor, motion: torch.Tensor
+    ) -> tuple[list[MemoryView], torch.Tensor, torch.Tensor]:
         """Each game's memory seen from its new pose, that picture encoded (B, C, h, w), and the share of each
         latent cell the memory covered (B, h, w)."""
         # Where the memory has nothing: the last shown frame moved by the step on pixels (the edge repeated
         # where new things come into view), as the network's base was made in training.
         scenery = to_model_range(torch.from_numpy(self.scenery).permute(0, 3, 1, 2)).to(self.device)
-        moved = move_view(scenery, camera, self.dit.cfg.view_fov, torch.from_numpy(self.shown_depth).to(self.device), motion.to(self.device))
+        depth = torch.from_numpy(self.shown_depth).to(self.device)
+        moved = move_view(scenery, camera, self.dit.cfg.view_fov, depth, motion.to(self.device))
         moved = to_uint8(moved).permute(0, 2, 3, 1).cpu().numpy()
         views, pictures = [], []
         for b, (memory, walk) in enumerate(zip(self.memories, self.walks)):
