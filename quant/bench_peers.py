@@ -12,6 +12,7 @@ Each peer is a callable x -> y plus its weight bytes, so the bench treats ours a
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,8 +70,8 @@ def _bnb(linear: nn.Linear, kind: str) -> Peer | None:
     if not supports(linear, cfg):
         return None
     layer = quantize_(copy.deepcopy(linear), cfg).eval()
-    # Said on every call of its int8 layer, thousands of times in a bench: once is enough.
-    warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+    # Logged on every call of its int8 layer (float32 inputs are cast to float16), thousands of times in a bench.
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     weight_bytes = sum(t.numel() * t.element_size() for n, t in layer.state_dict().items() if not n.endswith("bias"))
     return Peer(layer, weight_bytes)
 
