@@ -16,6 +16,8 @@ Columns:
                  several rounds; the median of the per-round ratios (this machine is shared: absolute times drift,
                  a ratio of neighbours much less)
   best_speed_vs_fp32  fastest fp32 call / fastest method call (the code's own speed when the machine is busy)
+  speed_vs_torch_dyn  for our methods: PyTorch's quantize_dynamic (fbgemm) time / ours, the median of per-round
+                 ratios like speed_vs_fp32
   ms             the method's median time per call
   cpu            the CPU and its widest SIMD level
 
@@ -52,12 +54,20 @@ from quant.kernels.cpu import force_avx2
 from quant.kernels.cpu import load as load_cpu_kernel
 
 SLOW = 10.0
+TORCH_DYN = "torch dyn fbgemm"  # PyTorch's own int8 on x86: what ours must beat
 
 
 def kernel_paths() -> dict[type, str]:
     """Our layers' SIMD path on this CPU, by config type ("reference" where the kernel did not build)."""
     int8, lut = load_cpu_kernel("int8_gemm"), load_cpu_kernel("lut_gemm")
     return {Int8Config: int8.isa() if int8 else "reference", LutConfig: lut.isa() if lut else "reference"}
+
+
+def vs_torch_dyn(times: dict[str, list[float]], name: str) -> float | None:
+    """Median over rounds of PyTorch's quantize_dynamic (fbgemm) time / our method's time, for our methods only."""
+    if TORCH_DYN not in times or name.split(" [")[0] not in ours():
+        return None
+    return statistics.median(d / t for d, t in zip(times[TORCH_DYN], times[name]))
 
 
 def forced_avx2(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -112,7 +122,7 @@ def run(quick: bool, device: str = "cpu") -> list[dict]:
                 active = {name: entry for name, entry in methods.items() if name not in too_slow}
                 fns = {"fp32": lambda linear=linear, x=x: linear(x)} | {name: (lambda f=f, x=x: f(x)) for name, (f, _, _) in active.items()}
                 flops = 2 * m * k * n
-                rounds = 5 if quick else (15 if flops < 1e8 else (9 if flops < 5e9 else 5))
+                rounds = 5 if quick else (15 if flops < 5e9 else 7)
                 times = interleaved_timings(fns, rounds)
                 rows.append(dict(method="fp32", path="torch", M=m, K=k, N=n, bytes_vs_fp32=1.0, sqnr_db=None,
                                  sqnr_outlier_db=None, speed_vs_fp32=1.0, best_speed_vs_fp32=1.0,
@@ -124,6 +134,7 @@ def run(quick: bool, device: str = "cpu") -> list[dict]:
                         sqnr_db=sqnr_db(linear(x_plain), f(x_plain).float()),
                         sqnr_outlier_db=sqnr_db(linear(x), f(x).float()),
                         speed_vs_fp32=speed, best_speed_vs_fp32=min(times["fp32"]) / min(times[name]),
+                        speed_vs_torch_dyn=vs_torch_dyn(times, name),
                         ms=1e3 * statistics.median(times[name]), threads=1, cpu=cpu,
                     ))
                     if speed < 1.0 / SLOW and name not in ours():

@@ -134,9 +134,9 @@ def test_bench_summary_spans_the_dit_shapes():
 
     base = dict(bytes_vs_fp32=0.25, sqnr_db=35.0, sqnr_outlier_db=38.0, cpu="Test CPU (AVX2)")
     rows = [dict(method="fp32", M=64, K=192, N=768, speed_vs_fp32=1.0, **base),
-            dict(method="int8 t=6", M=64, K=192, N=768, speed_vs_fp32=1.5, **base),
-            dict(method="int8 t=6", M=64, K=768, N=192, speed_vs_fp32=1.7, **base),
-            dict(method="int8 t=6", M=64, K=4096, N=4096, speed_vs_fp32=2.0, **base)]
+            dict(method="int8 t=6", M=64, K=192, N=768, speed_vs_fp32=1.5, speed_vs_torch_dyn=1.1, **base),
+            dict(method="int8 t=6", M=64, K=768, N=192, speed_vs_fp32=1.7, speed_vs_torch_dyn=1.3, **base),
+            dict(method="int8 t=6", M=64, K=4096, N=4096, speed_vs_fp32=2.0, speed_vs_torch_dyn=0.9, **base)]
     text = summary(rows)
     assert "Test CPU (AVX2)" in text
-    assert "| int8 t=6 | 0.250 | 35.0 | 38.0 | 1.50–1.70× | 2.00× |" in text
+    assert "| int8 t=6 | 0.250 | 35.0 | 38.0 | 1.50–1.70× | 2.00× | 1.10–1.30× | 0.90× |" in text
