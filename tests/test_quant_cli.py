@@ -36,9 +36,10 @@ def run_cli(*argv: str) -> int:
 
 
 @pytest.mark.parametrize("method,layer_type", [("int8", Int8Linear), ("lut4", LutLinear)])
-def test_quantize_a_checkpoint_and_load_it_back(tiny_checkpoint, tmp_path, method, layer_type):
+def test_quantize_a_checkpoint_and_load_it_back(tiny_checkpoint, tmp_path, method, layer_type, capsys):
     out = tmp_path / method
     assert run_cli(str(tiny_checkpoint), str(out), "--method", method) == 0
+    assert "% of the DiT's linear weights" in capsys.readouterr().out  # the quantized share is printed
     assert (out / "dit" / "quant_config.json").is_file()
     pipe = pipeline.WorldPipeline.from_pretrained(out)
     assert isinstance(pipe.dit.blocks[0].attn.qkv, layer_type)
