@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -322,6 +323,16 @@ def prepare_folder(out: Path, run_info: dict[str, Any], force: bool) -> None:
     _write_json(run_path, run_info)
 
 
+def plan_batches(jobs: list[Job], batch: int) -> list[list[Job]]:
+    """Every batch of the suite: jobs of one length, `batch` at a time, in the suite's order. Cut from the whole
+    list, never from what is left to do, so a video's batch-mates (and with them a world model's sampling noise,
+    drawn per batch from one seeded generator) are the same in a resumed run and under any number of ranks."""
+    by_length: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_length.setdefault(job.frames, []).append(job)
+    return [group[i : i + batch] for group in by_length.values() for i in range(0, len(group), batch)]
+
+
 def run_suite(
     source: Source,
     jobs: list[Job],
@@ -330,8 +341,12 @@ def run_suite(
     cfg: SuiteConfig,
     truths: Callable[[Job], Truth | None] | None = None,
     progress: bool = True,
+    batches: list[list[Job]] | None = None,  # sharding hook (eval/shard.py): this rank's batches
+    rank: int = 0,
+    world: int = 1,
 ) -> list[dict[str, Any]]:
-    """Generate and score every job not yet cached under OUT/videos; return all rows in job order."""
+    """Generate and score every job of `batches` (default: every batch of `jobs`) not yet cached under OUT/videos;
+    return their rows in order. A batch with some videos cached is generated whole; only the missing are scored."""
     from tqdm import tqdm
 
     from data.video import write_mp4
@@ -339,24 +354,29 @@ def run_suite(
     truth_of = truths or (lambda job: simulate(job, cfg.size))
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs if not (videos / f"{j.name}.json").exists()]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"eval {source.id}", unit="video", disable=not progress)
-    by_length: dict[int, list[Job]] = {}
-    for job in todo:
-        by_length.setdefault(job.frames, []).append(job)
-    for group in by_length.values():
-        for i in range(0, len(group), cfg.batch):
-            batch = group[i : i + cfg.batch]
-            batch_truths = [truth_of(j) for j in batch]
-            generated = source.generate(batch, batch_truths)
-            for job, frames, truth in zip(batch, generated, batch_truths):
-                frames = np.asarray(frames, np.uint8)
-                row = score_video(job, frames, truth, scorers)
-                write_mp4(videos / f"{job.name}.mp4", frames)
-                _write_json(videos / f"{job.name}.json", _finite(row))
-                bar.update(1)
+    batches = plan_batches(jobs, cfg.batch) if batches is None else batches
+    mine = [job for batch in batches for job in batch]
+    todo = {j.name for j in mine if not (videos / f"{j.name}.json").exists()}
+    bar = tqdm(
+        total=len(mine), initial=len(mine) - len(todo), desc=f"eval{f' rank {rank}/{world}' if world > 1 else ''} {source.id}",
+        unit="video", disable=not progress, position=rank if world > 1 else None,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # the ETA; to a log, a line every 30 s
+    )  # fmt: skip
+    for batch in batches:
+        if not any(job.name in todo for job in batch):
+            continue
+        batch_truths = [truth_of(j) for j in batch]
+        generated = source.generate(batch, batch_truths)
+        for job, frames, truth in zip(batch, generated, batch_truths):
+            if job.name not in todo:
+                continue
+            frames = np.asarray(frames, np.uint8)
+            row = score_video(job, frames, truth, scorers)
+            write_mp4(videos / f"{job.name}.mp4", frames)
+            _write_json(videos / f"{job.name}.json", _finite(row))
+            bar.update(1)
     bar.close()
-    return [json.loads((videos / f"{j.name}.json").read_text()) for j in jobs]
+    return [json.loads((videos / f"{j.name}.json").read_text()) for j in mine]
 
 
 def _finite(value: Any) -> Any:
