@@ -21,7 +21,7 @@ def make_rows(seed=0, shift=0.0, scene_effect=0.0, noise=0.05, frames=9):
     for s, scene in enumerate(SCENES):
         for action in ACTIONS:
             value = float(np.clip(0.6 + shift + scene_effect * s + noise * rng.standard_normal(), 0, 1))
-            correct = int(rng.integers(frames - 4, frames))
+            correct = int(round((frames - 1) * value))
             rows.append({
                 "name": f"{scene}__{action}", "scene": scene, "action": action, "kind": "benchmark", "frames": frames,
                 "image_quality": value, "aesthetic": value, "temporal": value, "smoothness": value, "consistency_3d": value,
