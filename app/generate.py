@@ -9,7 +9,7 @@ JOBS is jsonl, one job per line (blank lines and lines starting with # are skipp
     start    a scene name or index (data/scenes.py), or a picture (a path relative to JOBS' folder)
     actions  an action script (our VPT jsonl or MineRL/VPT dicts; a path relative to JOBS' folder),
              or the actions inline as a JSON list of either kind
-    frames   optional: play only the first `frames` actions
+    frames   optional: play only the first `frames` actions (lines, under --protocol gameworld)
     seed     optional (default 0): fixes the model's sampling noise
     quant    optional (default --quant): fp32, int8, lut4 or lut3
 
@@ -25,6 +25,11 @@ run leaves nothing half-written that looks finished. meta.json keeps a digest of
 video (model, start, actions, seed, quant): a job line edited since, or another --model, does not
 count as done; it is refused (the old video stays) unless --force, which makes it again. Bad jobs
 are reported with JOBS:line and the others still run; the exit status is 1 when any job failed.
+
+--protocol gameworld reads each action file as Matrix-Game does (data/alignment.py): N lines make an N-frame
+video, line t conditioning frame t; the first line belongs to the start frame, which is given, so it is not
+played. A 65-line Bench76 file (GameWorld Score's test_forward.jsonl, ...) gives a 65-frame video, as there.
+The jsonl written beside it is in our alignment (lines 2..N, then the no-op pad).
 
 Spread over processes or machines with torchrun; job i goes to rank i % WORLD_SIZE (no collective
 operations are needed, so nothing is initialised):
@@ -63,6 +68,7 @@ from app.worlds import (
 )
 from data import clip_files
 from data.actions import FPS, NOOP, Action
+from data.alignment import PROTOCOLS, check_protocol
 
 JOB_FIELDS: frozenset[str] = frozenset({"id", "start", "actions", "frames", "seed", "quant"})
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -104,7 +110,7 @@ def _actions_of(value: Any, base: Path, where: str) -> tuple[list[Action], str]:
     raise JobError(f"{where}: 'actions' must be a script path or a JSON list of actions; got {type(value).__name__}")
 
 
-def parse_job(record: Any, base: Path, where: str, default_quant: str) -> Job:
+def parse_job(record: Any, base: Path, where: str, default_quant: str, protocol: str = "ours") -> Job:
     if not isinstance(record, dict):
         raise JobError(f"{where}: a job must be a JSON object, got {type(record).__name__}")
     unknown = sorted(set(record) - JOB_FIELDS)
@@ -127,6 +133,11 @@ def parse_job(record: Any, base: Path, where: str, default_quant: str) -> Job:
         if frames > len(actions):
             raise JobError(f"{where}: 'frames' is {frames} but the script has only {len(actions)} actions")
         actions = actions[:frames]
+    if check_protocol(protocol) == "gameworld":
+        if len(actions) < 2:
+            raise JobError(f"{where}: under --protocol gameworld the first action line belongs to the start frame; "
+                           f"a video needs at least 2 lines, the script has {len(actions)}")
+        actions = actions[1:]  # N lines -> the start frame + N - 1 generated ones (data/alignment.py)
     seed = record.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise JobError(f"{where}: 'seed' must be a non-negative integer, got {seed!r}")
@@ -137,7 +148,7 @@ def parse_job(record: Any, base: Path, where: str, default_quant: str) -> Job:
     return Job(job_id, start, tuple(actions), source, seed, quant, where)
 
 
-def read_jobs(path: Path, default_quant: str = "fp32") -> list[Job]:
+def read_jobs(path: Path, default_quant: str = "fp32", protocol: str = "ours") -> list[Job]:
     """Every job in the file, checked before any runs (a typo on line 900 should not wait for 899 videos)."""
     if not path.is_file():
         raise JobError(f"{path}: no such job file")
@@ -156,7 +167,7 @@ def read_jobs(path: Path, default_quant: str = "fp32") -> list[Job]:
             raise JobError(f"{where}: not JSON ({err})") from None
         except RecursionError:
             raise JobError(f"{where}: JSON nested too deeply") from None
-        job = parse_job(record, path.parent, where, default_quant)
+        job = parse_job(record, path.parent, where, default_quant, protocol)
         if job.id in seen:
             raise JobError(f"{where}: id {job.id!r} is already used on line {seen[job.id]}")
         seen[job.id] = lineno
@@ -327,6 +338,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (under torchrun: cuda:LOCAL_RANK)")
     parser.add_argument("--threads", type=thread_count, default=1,
                         help="CPU threads for the model; 0: torch's default (on a busy CPU one thread was 10x faster)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="ours",
+                        help="how action lines line up with frames: ours (N lines -> N + 1 frames, the start first) or "
+                        "gameworld (Matrix-Game's: N lines -> N frames, the first line belongs to the start frame)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true",
                         help="make again the jobs whose output in --out was made by a different job line or model")
@@ -335,7 +349,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         rank, world = dist_env()
-        jobs = read_jobs(args.jobs, args.quant)
+        jobs = read_jobs(args.jobs, args.quant, args.protocol)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

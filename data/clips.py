@@ -26,7 +26,9 @@ from torch.utils.data import Dataset
 
 from data import video as mp4
 from data.actions import KEYS, VPT_BUTTONS, VPT_KEYS, Action, from_vpt_line, reject_constant, stack
+from data.alignment import check_action_lines
 from data.clip_files import CLIP_FORMAT, CLIP_FORMAT_VERSION, CLIP_SUFFIXES
+from data.frame_fit import fit_frames
 
 # Our pose fields -> the VPT recorder's (which use Minecraft's yaw and pitch conventions).
 POSE_FIELDS: dict[str, str] = {"x": "xpos", "y": "ypos", "z": "zpos", "yaw": "yaw", "pitch": "pitch"}
@@ -252,10 +254,15 @@ def read_clip(path: str | Path) -> Clip:
                         "rerun the same `worldmodel record` command to finish it")
     if not mp4_path.is_file():
         raise ClipError(f"{stem}: no clip here (neither {meta_path.name} nor {mp4_path.name} exists)")
-    # Recorded elsewhere: an mp4 and a VPT jsonl, nothing else.
+    # Recorded elsewhere: an mp4 and a VPT jsonl, nothing else. The same rule as the evaluator's: one action
+    # line per frame at least; lines past the video's end (a recorder that stopped the video first) are ignored.
     frames, fps = decode_mp4(mp4_path)
     actions, poses = read_action_log(log_path)
-    _check_lengths(mp4_path, len(frames), log_path, len(actions))
+    try:
+        check_action_lines(mp4_path, len(frames), log_path, len(actions))
+    except ValueError as err:
+        raise ClipError(str(err)) from None
+    actions, poses = actions[: len(frames)], poses[: len(frames)] if poses is not None else None
     meta = {"format": "mp4+jsonl", "source": str(mp4_path), "fps": fps, "frames": int(frames.shape[0]),
             "height": int(frames.shape[1]), "width": int(frames.shape[2])}
     return Clip(frames, actions, poses, meta, stem)
@@ -269,7 +276,8 @@ class ClipWindows(Dataset):
     Item: dict(obs uint8 (T, 3, H, W), keys float32 (T, 9), camera float32 (T, 2) degrees,
     clip str (the stem relative to root), start int). Windows start every `stride` frames
     (default: `length`, no overlap); a clip shorter than `length` gives none. With `size`,
-    frames are resized to size x size; without it, all clips must share one size.
+    frames of any other size or aspect are centre-cropped to a square and resized to size x size
+    (data.frame_fit, with a one-line notice); without it, all clips must share one size.
 
     Our clips are memory-mapped (only the window read is loaded); clips recorded elsewhere
     (mp4 only) are decoded once, here, and held in memory.
@@ -308,6 +316,8 @@ class ClipWindows(Dataset):
             else:
                 clip = read_clip(stem)
                 frames, actions = np.asarray(clip.frames), clip.actions
+                if size is not None:  # fitted once here: the decoded frames are held in memory
+                    frames = fit_frames(frames, size)
                 self._decoded[i] = frames
                 self.npy_paths.append(None)
             shapes.setdefault(tuple(frames.shape[1:3]), str(stem))
@@ -345,10 +355,8 @@ class ClipWindows(Dataset):
         clip, start = (int(v) for v in self.index[item])
         stop = start + self.length
         frames = np.array(self._frames(clip)[start:stop])  # (T, H, W, 3), copied out of the map
-        if self.size is not None and frames.shape[1:3] != (self.size, self.size):
-            import cv2
-
-            frames = np.stack([cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_AREA) for f in frames])
+        if self.size is not None:
+            frames = fit_frames(frames, self.size)
         return {
             # Transposed by numpy: torch's uint8 permute-copy took ~20 ms a window here, numpy's well under 1.
             "obs": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),  # (T, 3, H, W) uint8

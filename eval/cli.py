@@ -6,6 +6,7 @@ with GameWorld Score's dimensions plus fidelity to the simulator; write a JSON, 
     worldmodel eval --ground-truth --quick --out runs/eval/gt             # the simulator's own videos
     worldmodel eval --baseline frozen --quick --out runs/eval/frozen      # frozen | shuffled | noise | mismatched
     worldmodel eval --videos DIR --out runs/eval/mine                     # NAME.mp4 + NAME.jsonl (ours or MineRL)
+    worldmodel eval --videos DIR --protocol gameworld --out runs/eval/gw  # {prefix}_{action}.mp4, GameWorld Score's way
     worldmodel eval --leaderboard runs/eval/*                             # one table from several reports
     worldmodel eval --compare runs/eval/int8 runs/eval/fp32              # paired differences: which are real
     torchrun --standalone --nproc-per-node 4 -m app.cli eval --model default --out runs/eval/full   # sharded
@@ -14,9 +15,12 @@ with GameWorld Score's dimensions plus fidelity to the simulator; write a JSON, 
                                                                           # of assets/idm; its MODEL_CARD.md lists the rest)
 
 Results are cached per video under OUT/videos, so a stopped run resumes; a folder that holds another run's
-results is never overwritten without --force. Under torchrun the videos are split over the ranks and the last
-rank to finish writes the report (eval/shard.py); every score carries a 95% interval (eval/bootstrap.py).
-docs/EVAL.md describes every dimension and its scorer.
+results is never overwritten without --force. A video that cannot be read or does not fit its actions is
+reported as failed (exit status 1) and the others are scored; when none can be, exit status 2.
+`--protocol gameworld` aligns actions and scores as Matrix-Game's GameWorld Score does (eval/suite.py).
+Under torchrun the videos are split over the ranks and the last rank to finish writes the report
+(eval/shard.py); every score carries a 95% interval (eval/bootstrap.py).
+docs/EVAL.md describes every dimension, its scorer and what still differs from the paper's.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ QUANTS = ("int8", "lut4", "lut3")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from data.alignment import PROTOCOLS
     from eval import scorers
     from eval.baselines import BASELINES
 
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="PATH|default", help="a world model checkpoint folder, or `default`")
-    src.add_argument("--videos", type=Path, metavar="DIR", help="a folder of NAME.mp4 + NAME.jsonl action files")
+    src.add_argument("--videos", type=Path, metavar="DIR",
+                     help="a folder of NAME.mp4 + NAME.jsonl action files; with --protocol gameworld, {prefix}_{action}.mp4")
     src.add_argument("--ground-truth", action="store_true", help="score the simulator's own videos")
     src.add_argument("--baseline", choices=BASELINES, help="score a deliberately broken baseline")
     src.add_argument("--leaderboard", type=Path, nargs="+", metavar="REPORT", help="combine report folders into one table")
@@ -47,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quant", choices=QUANTS, help="quantize the model's DiT after loading")
     parser.add_argument("--out", type=Path, help="output folder (report + per-video cache)")
     parser.add_argument("--quick", action="store_true", help="8 scenes x 8 actions x 33 frames (minutes on a CPU)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="ours",
+                        help="ours (line t labels frame t -> t+1) or gameworld (Matrix-Game's alignment, GameWorld Score's "
+                        "folder layout {prefix}_{action}.mp4, every frame scored, 3D on DROID-SLAM's scale)")
     parser.add_argument("--scenes", type=int, help="override: number of start scenes (1-32)")
     parser.add_argument("--actions", type=int, help="override: number of benchmark actions (1-76)")
     parser.add_argument("--frames", type=int, help="override: frames per video (5-65)")
@@ -69,7 +78,7 @@ def _suite_config(args: argparse.Namespace):  # noqa: ANN202
 
     cfg = QUICK if args.quick else FULL
     overrides = {k: getattr(args, k) for k in ("scenes", "actions", "frames") if getattr(args, k) is not None}
-    return replace(cfg, batch=args.batch, **overrides)
+    return replace(cfg, batch=args.batch, protocol=args.protocol, **overrides)
 
 
 def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
@@ -86,7 +95,9 @@ def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
         raise ValueError("--quant applies to --model only")
     if args.ground_truth:
         return SimulatorSource()
-    actions = {name: tuple(seq) for name, seq in pick_actions(cfg.actions).items()}
+    from data.alignment import our_actions
+
+    actions = {name: tuple(our_actions(seq, cfg.protocol)) for name, seq in pick_actions(cfg.actions).items()}
     return BaselineSource(args.baseline, actions, cfg.size)
 
 
@@ -148,12 +159,12 @@ def main(args: argparse.Namespace) -> int:
     idm_path = args.idm or DEFAULT_PATH
     try:
         rank, world = shard.rank_and_world()
-        scorers = Scorers(InverseDynamicsModel.from_pretrained(idm_path), plugged)
         cfg = _suite_config(args)
+        scorers = Scorers(InverseDynamicsModel.from_pretrained(idm_path), plugged, cfg.protocol)
         if args.videos is not None:
             from eval.videos import VideoFolder
 
-            source = VideoFolder(args.videos)
+            source = VideoFolder(args.videos, cfg.protocol, cfg.size)
             jobs = source.jobs()
             truths = source.truth
         else:
@@ -171,14 +182,21 @@ def main(args: argparse.Namespace) -> int:
         return 2
     rows = run_suite(source, jobs, args.out, scorers, cfg, truths, batches=shard.my_batches(jobs, cfg.batch, rank, world),
                      rank=rank, world=world)
+    failed = [r for r in rows if r["kind"] == "failed"]
+    if world == 1 and len(failed) == len(rows):  # (a rank that exits non-zero makes torchrun stop the others)
+        print(f"error: no video could be scored ({len(failed)} failed; the first: {failed[0]['error']})", file=sys.stderr)
+        return 2
     left = shard.missing(args.out, [j.name for j in jobs])
     if left:  # other ranks are still at work: the last one to finish writes the report
-        print(f"rank {rank}/{world}: its {len(rows)} videos are scored; {len(left)} of {len(jobs)} are still to come "
+        print(f"rank {rank}/{world}: its {len(rows)} videos are done; {len(left)} of {len(jobs)} are still to come "
               f"from other ranks, and the last to finish writes the report (or: worldmodel eval --assemble {args.out})")
         return 0
     summary = shard.assemble(args.out, jobs, truths or (lambda j: simulate(j, cfg.size)))
     print(markdown_table({info["source"]: summary}))
     print(f"\nreport: {args.out / 'report.html'} (and report.json, report.md)")
+    if summary["failed_videos"]:
+        print(f"{summary['failed_videos']} of {len(jobs)} videos could not be scored (listed in report.md)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -189,4 +207,7 @@ def _assemble(out: Path) -> int:
     summary = assemble(out)
     print(markdown_table({json.loads((out / "run.json").read_text())["source"]: summary}))
     print(f"\nreport: {out / 'report.html'} (and report.json, report.md)")
+    if summary["failed_videos"]:
+        print(f"{summary['failed_videos']} videos could not be scored (listed in report.md)", file=sys.stderr)
+        return 1
     return 0

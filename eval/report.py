@@ -48,7 +48,8 @@ def _mean(values: list[float | None]) -> float | None:
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     bench = [r for r in rows if r["kind"] == "benchmark"]
     trips = [r for r in rows if r["kind"] == "scenario"]
-    out: dict[str, Any] = {"videos": len(bench), "scenario_videos": len(trips)}
+    failed = [r for r in rows if r["kind"] == "failed"]
+    out: dict[str, Any] = {"videos": len(bench), "scenario_videos": len(trips), "failed_videos": len(failed)}
     for dim in ("image_quality", "aesthetic", "temporal", "smoothness", "consistency_3d"):
         out[dim] = _mean([r.get(dim) for r in bench])
     tasks: dict[str, list[int]] = {}
@@ -221,6 +222,9 @@ def write_report(
     md = f"# worldmodel eval: {label}\n\n{table}\n\nIn parentheses, the 95% interval: {summary['interval_method']}.\n\n## Scorers\n\n{scorers}\n"
     if summary.get("keyboard_tasks"):
         md += "\n## Keyboard tasks\n\n" + " ".join(f"{k}: {v:.3f}" for k, v in summary["keyboard_tasks"].items()) + "\n"
+    failed = [r for r in rows if r["kind"] == "failed"]
+    if failed:
+        md += "\n## Videos not scored\n\n" + "".join(f"- {r['name']}: {r['error']}\n" for r in failed)
     write_text_atomic(out / "report.md", md)
 
     parts = [
@@ -236,6 +240,10 @@ def write_report(
         *[f"<tr><td>{html.escape(d)}</td><td style='text-align:left'>{html.escape(n)}</td></tr>" for d, n in info["scorers"].items()],
         "</table>",
     ]
+    if failed:
+        parts.append("<h2>Videos not scored</h2><ul>")
+        parts += [f"<li>{html.escape(r['name'])}: {html.escape(r['error'])}</li>" for r in failed]
+        parts.append("</ul>")
     for title, png in plots(rows, summary).items():
         parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{png}'>")
     if thumbnails:

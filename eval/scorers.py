@@ -3,7 +3,7 @@
 GameWorld Score's scorers and the files they load:
 | dimension             | paper scorer                     | weights file                         | loader needs        |
 |-----------------------|----------------------------------|--------------------------------------|---------------------|
-| image quality         | MUSIQ (KonIQ)                    | musiq_koniq_ckpt-*.pth               | pyiqa               |
+| image quality         | MUSIQ (SPAQ), every frame        | musiq_spaq_ckpt-358bb6af.pth         | pyiqa               |
 | aesthetic quality     | LAION aesthetic head on CLIP L/14| sa_0_4_vit_l_14_linear.pth + CLIP    | open_clip_torch     |
 | temporal consistency  | CLIP ViT-B/32                    | ViT-B-32.pt                          | open_clip_torch     |
 | motion smoothness     | AMT-S                            | amt-s.pth                            | the AMT repository  |
@@ -39,7 +39,7 @@ class PaperScorer:
 
 
 PAPER_SCORERS: tuple[PaperScorer, ...] = (
-    PaperScorer("musiq", "image_quality", "MUSIQ (paper)", "pyiqa", "pip install pyiqa"),
+    PaperScorer("musiq", "image_quality", "MUSIQ, SPAQ checkpoint (paper)", "pyiqa", "pip install pyiqa"),
     PaperScorer("laion", "aesthetic", "LAION aesthetic (paper)", "open_clip", "pip install open_clip_torch"),
     PaperScorer("clip", "temporal", "CLIP ViT-B/32 (paper)", "open_clip", "pip install open_clip_torch"),
     PaperScorer("amt", "smoothness", "AMT-S (paper)", "amt", "clone the AMT repository onto PYTHONPATH"),
@@ -65,7 +65,8 @@ def _musiq(path: Path) -> FrameScorer:
     import pyiqa  # type: ignore[import-not-found]
     import torch
 
-    metric = pyiqa.create_metric("musiq-koniq", pretrained_model_path=str(path), device="cpu")
+    # GameWorld Score loads MUSIQ with its SPAQ checkpoint (musiq_spaq_ckpt-358bb6af.pth), not KonIQ's.
+    metric = pyiqa.create_metric("musiq-spaq", pretrained_model_path=str(path), device="cpu")
 
     def score(frame: np.ndarray) -> float:
         x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255

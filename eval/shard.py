@@ -15,10 +15,10 @@ in `worldmodel generate`: the ranks meet in the folder.
 The folder: rank 0 checks it (eval.suite.prepare_folder) and writes OUT/jobs.json (every video's name, in the
 suite's order) and OUT/run.json; the other ranks wait until both describe their own run. Each rank writes its
 videos' results atomically (OUT/videos/NAME.json, via data/files.py). A rank that has finished its share looks
-whether every video in jobs.json is in; the last one to finish finds them all and writes the report (two that
-finish at the same moment write the same bytes, each atomically). The report is made from the cached rows
-alone, read in jobs.json's order, so it is byte for byte the same whatever the number of ranks.
-`worldmodel eval --assemble OUT` writes it by hand, e.g. after a lost machine's share was rerun elsewhere.
+whether every video in jobs.json is in (scored, or failed on a bad file); the last one to finish finds them all
+and writes the report (two that finish at the same moment write the same bytes, each atomically). The report is
+made from the cached rows alone, read in jobs.json's order, so it is byte for byte the same whatever the number
+of ranks. `worldmodel eval --assemble OUT` writes it by hand, e.g. after a lost machine's share was rerun elsewhere.
 """
 
 from __future__ import annotations
@@ -63,7 +63,13 @@ def my_batches(jobs: list[Job], batch: int, rank: int, world: int) -> list[list[
 
 
 def is_done(out: Path, name: str) -> bool:
-    return (out / "videos" / f"{name}.json").is_file()
+    """Scored (NAME.json), or tried and failed on a bad file (NAME.failed.json: the report lists it, a rerun retries it)."""
+    return (out / "videos" / f"{name}.json").is_file() or (out / "videos" / f"{name}.failed.json").is_file()
+
+
+def read_row(out: Path, name: str) -> dict[str, Any]:
+    scored = out / "videos" / f"{name}.json"
+    return json.loads((scored if scored.is_file() else out / "videos" / f"{name}.failed.json").read_text())
 
 
 def missing(out: Path, names: list[str]) -> list[str]:
@@ -138,7 +144,7 @@ def assemble(out: Path, jobs: list[Job] | None = None, truth_of: Callable[[Job],
     if gone:
         raise ValueError(f"{out}: {len(gone)} of {len(names)} videos are not scored yet (the first: {gone[0]}); "
                          "run the same `worldmodel eval` command again to score them")
-    rows = [json.loads((out / "videos" / f"{name}.json").read_text()) for name in names]
+    rows = [read_row(out, name) for name in names]
     known = {job.name: job for job in (jobs if jobs is not None else suite_jobs(info))}
     truth_of = truth_of or (lambda job: simulate(job, info["suite"]["size"]))
     return write_report(out, rows, info, thumbnails(out, rows, known, truth_of))

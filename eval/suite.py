@@ -4,6 +4,11 @@ Protocol (GameWorld Score's): 32 start scenes (8 biomes x 4, data/scenes.py) x 7
 (data/benchmark_actions.py), 65 frames each: 2,432 videos. Plus one round-trip video per scene for scenario
 consistency (eval/scenario.py). `--quick` takes 8 scenes (one per biome), 8 actions and 33 frames.
 
+Two protocols (SuiteConfig.protocol, data/alignment.py): ours labels frame t -> t + 1 with the benchmark's line t;
+`gameworld` does it as Matrix-Game and GameWorld Score do: with line t + 1, scoring every frame for image quality
+and aesthetic and reporting 3D consistency on DROID-SLAM's scale (eval/consistency3d.py). docs/EVAL.md lists the
+differences that remain.
+
 A source makes the videos: the simulator itself (ground truth), a world model checkpoint (batched sessions,
 any quant method), a baseline (eval/baselines.py) or a folder of videos. Every video is scored as soon as
 it is made and its scores are written to OUT/videos/NAME.json (and the video to NAME.mp4), atomically; a
@@ -25,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from data.actions import Action, stack
+from data.alignment import check_protocol, our_actions
 
 SCORER_VERSION = 1  # bump when a scorer changes, so old caches are not mixed with new numbers
 
@@ -37,6 +43,7 @@ class SuiteConfig:
     scenario_turn_frames: int = 16  # round-trip video: this many frames out, as many back
     batch: int = 16  # videos generated together by a world model
     size: int = 64
+    protocol: str = "ours"  # or "gameworld": Matrix-Game's alignment and GameWorld Score's scoring (data/alignment.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.scenes <= 32:
@@ -47,6 +54,7 @@ class SuiteConfig:
             raise ValueError(f"frames must be in [5, 65], got {self.frames}")
         if self.scenario_turn_frames < 1 or self.batch < 1:
             raise ValueError("scenario_turn_frames and batch must be positive")
+        check_protocol(self.protocol)
 
 
 FULL = SuiteConfig()
@@ -120,7 +128,8 @@ def make_jobs(cfg: SuiteConfig) -> list[Job]:
 
     scenes = pick_scenes(cfg.scenes)
     actions = pick_actions(cfg.actions)
-    jobs = [Job(s.name, a, tuple(seq[: cfg.frames])) for s in scenes for a, seq in actions.items()]
+    # The benchmark's lines in our alignment: under gameworld, line t + 1 makes frame t + 1 (the first is not played).
+    jobs = [Job(s.name, a, tuple(our_actions(seq[: cfg.frames], cfg.protocol))) for s in scenes for a, seq in actions.items()]
     trip = tuple(round_trip_actions(cfg.scenario_turn_frames))
     jobs += [Job(s.name, "scenario_round_trip", trip, kind="scenario") for s in scenes]
     return jobs
@@ -223,30 +232,38 @@ class Scorers:
 
     idm: Any
     paper: dict[str, tuple[str, Callable[[np.ndarray], float]]] = field(default_factory=dict)
+    protocol: str = "ours"  # "gameworld": every frame for image and aesthetic, 3D consistency on DROID's scale
+
+    def frame_stride(self, ours: int) -> int:
+        """Score every `ours`-th frame (our protocol's saving) or, under gameworld, every frame as GameWorld does."""
+        return 1 if self.protocol == "gameworld" else ours
 
     def names(self) -> dict[str, str]:
         from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario, smoothness, temporal
 
+        every = "every frame" if self.protocol == "gameworld" else None
         ours = {
-            "image_quality": image_quality.SCORER_NAME,
-            "aesthetic": aesthetic.SCORER_NAME,
+            "image_quality": f"{image_quality.SCORER_NAME}; {every or 'every 8th frame'}",
+            "aesthetic": f"{aesthetic.SCORER_NAME}; {every or 'every 4th frame'}",
             "temporal": temporal.SCORER_NAME,
             "smoothness": smoothness.SCORER_NAME,
             "controllability": controllability.SCORER_NAME,
-            "consistency_3d": consistency3d.SCORER_NAME,
+            "consistency_3d": consistency3d.DROID_SCALE_NAME if self.protocol == "gameworld" else consistency3d.SCORER_NAME,
             "scenario": scenario.SCORER_NAME,
             "fidelity": fidelity.SCORER_NAME,
             "pose_following": pose.SCORER_NAME,
         }
-        ours.update({dim: name for dim, (name, _) in self.paper.items()})
+        ours.update({dim: f"{name}; {every or 'every 8th frame'}" for dim, (name, _) in self.paper.items()})
         return ours
 
 
-def _frame_score(scorers: Scorers, dim: str, frames: np.ndarray, ours: Callable[[np.ndarray], float]) -> float:
+def _frame_score(scorers: Scorers, dim: str, frames: np.ndarray, ours: Callable[..., float], stride: int) -> float:
+    """Mean per-frame score over every `stride`-th frame (every frame under gameworld), ours or a paper scorer's."""
+    stride = scorers.frame_stride(stride)
     if dim in scorers.paper:
         fn = scorers.paper[dim][1]
-        return float(np.mean([fn(f) for f in frames[::8]]))
-    return ours(frames)
+        return float(np.mean([fn(f) for f in frames[:: scorers.frame_stride(8)]]))
+    return ours(frames, stride=stride)
 
 
 def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scorers) -> dict[str, Any]:
@@ -259,11 +276,14 @@ def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scor
     if job.kind == "scenario":
         row["scenario"] = scenario.scenario_consistency(frames)
         return row
-    row["image_quality"] = _frame_score(scorers, "image_quality", frames, image_quality.image_quality)
-    row["aesthetic"] = _frame_score(scorers, "aesthetic", frames, aesthetic.aesthetic_quality)
+    row["image_quality"] = _frame_score(scorers, "image_quality", frames, image_quality.image_quality, 8)
+    row["aesthetic"] = _frame_score(scorers, "aesthetic", frames, aesthetic.aesthetic_quality, 4)
     row["temporal"] = temporal.consistency_from_features(idm.embed_frames(scorers.idm, frames))
     row["smoothness"] = smoothness.motion_smoothness(frames)
-    row["consistency_3d"] = consistency3d.consistency_3d(frames)
+    if scorers.protocol == "gameworld":
+        row["consistency_3d"], row["reprojection_error"] = consistency3d.consistency_3d_droid_scale(frames)
+    else:
+        row["consistency_3d"] = consistency3d.consistency_3d(frames)
     keys, camera = stack(list(job.actions))
     labels = controllability.video_labels(keys, camera, len(frames))
     pred = idm.predict(scorers.idm, frames)
@@ -346,7 +366,11 @@ def run_suite(
     world: int = 1,
 ) -> list[dict[str, Any]]:
     """Generate and score every job of `batches` (default: every batch of `jobs`) not yet cached under OUT/videos;
-    return their rows in order. A batch with some videos cached is generated whole; only the missing are scored."""
+    return their rows in order. A batch with some videos cached is generated whole; only the missing are scored.
+
+    A video that cannot be made, read or scored (a bad file: ValueError or OSError) gets a row of kind "failed"
+    with the reason, printed as it happens; the other videos carry on. The row is kept as NAME.failed.json (so
+    that a report assembled from the folder lists it) but does not count as done: a rerun tries it again."""
     from tqdm import tqdm
 
     from data.video import write_mp4
@@ -362,21 +386,53 @@ def run_suite(
         unit="video", disable=not progress, position=rank if world > 1 else None,
         mininterval=0.1 if sys.stderr.isatty() else 30.0,  # the ETA; to a log, a line every 30 s
     )  # fmt: skip
+    failed: dict[str, str] = {}
+
+    def fail(job: Job, err: Exception) -> None:
+        failed[job.name] = str(err)
+        _write_json(videos / f"{job.name}.failed.json", failed_row(job, str(err)))
+        tqdm.write(f"failed: {err}", file=sys.stderr)
+        bar.update(1)
+
     for batch in batches:
         if not any(job.name in todo for job in batch):
             continue
-        batch_truths = [truth_of(j) for j in batch]
-        generated = source.generate(batch, batch_truths)
-        for job, frames, truth in zip(batch, generated, batch_truths):
-            if job.name not in todo:
+        for job, frames, truth in _make_videos(source, batch, truth_of, fail):
+            if job.name not in todo or job.name in failed:
                 continue
-            frames = np.asarray(frames, np.uint8)
-            row = score_video(job, frames, truth, scorers)
-            write_mp4(videos / f"{job.name}.mp4", frames)
+            try:
+                row = score_video(job, np.asarray(frames, np.uint8), truth, scorers)
+            except ValueError as err:  # e.g. a video too short to score
+                fail(job, ValueError(f"{job.name}: {err}"))
+                continue
+            write_mp4(videos / f"{job.name}.mp4", np.asarray(frames, np.uint8))
             _write_json(videos / f"{job.name}.json", _finite(row))
+            (videos / f"{job.name}.failed.json").unlink(missing_ok=True)
             bar.update(1)
     bar.close()
-    return [json.loads((videos / f"{j.name}.json").read_text()) for j in mine]
+    return [
+        failed_row(j, failed[j.name]) if j.name in failed else json.loads((videos / f"{j.name}.json").read_text())
+        for j in mine
+    ]
+
+
+def failed_row(job: Job, error: str) -> dict[str, Any]:
+    return {"name": job.name, "scene": job.scene, "action": job.action, "kind": "failed", "error": error}
+
+
+def _make_videos(
+    source: Source, batch: list[Job], truth_of: Callable[[Job], Truth | None], fail: Callable[[Job, Exception], None]
+) -> list[tuple[Job, np.ndarray, Truth | None]]:
+    """(job, frames, truth) for the jobs of a batch; when the batch fails on a bad file, job by job, and each
+    job that still fails goes to `fail`."""
+    try:
+        truths = [truth_of(j) for j in batch]
+        return list(zip(batch, source.generate(batch, truths), truths))
+    except (ValueError, OSError) as err:
+        if len(batch) == 1:
+            fail(batch[0], err)
+            return []
+    return [made for job in batch for made in _make_videos(source, [job], truth_of, fail)]
 
 
 def _finite(value: Any) -> Any:

@@ -158,7 +158,7 @@ TABLE = [
     ("eval: truncated mp4", lambda t, c, p: ["eval", "--videos", str(video_folder(t, "truncated-mp4")), "--out", str(t / "o")],
      "v.mp4"),
     ("eval: jsonl shorter than the video", lambda t, c, p: ["eval", "--videos", str(video_folder(t, "short-jsonl")),
-                                                            "--out", str(t / "o")], "v.mp4: 8 frames but only 3 actions"),
+                                                            "--out", str(t / "o")], "v.mp4: 8 frames, but"),
     ("eval: no such folder", lambda t, c, p: ["eval", "--videos", str(t / "none"), "--out", str(t / "o")], "no such folder"),
     ("eval: --quant without --model", lambda t, c, p: ["eval", "--ground-truth", "--quant", "int8", "--out", str(t / "o")],
      "--quant applies to --model only"),

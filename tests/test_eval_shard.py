@@ -93,6 +93,28 @@ def test_a_resumed_batch_is_made_whole_again_and_only_its_missing_videos_are_sco
     assert kept.stat().st_mtime_ns == stamp and (tmp_path / "videos" / f"{gone}.json").is_file()
 
 
+class BrokenForOneSource(SimulatorSource):
+    """The simulator, except that one video is a bad file."""
+
+    def __init__(self, bad):
+        self.bad = bad
+
+    def generate(self, jobs, truths):
+        if any(j.name == self.bad for j in jobs):
+            raise ValueError(f"{self.bad}: not a video")
+        return super().generate(jobs, truths)
+
+
+def test_a_failed_video_is_listed_in_the_report_and_tried_again_by_the_next_run(tmp_path, scorers):
+    bad = make_jobs(TINY)[1].name
+    _run_rank(tmp_path, scorers, 0, 1, BrokenForOneSource(bad), report=False)
+    assert shard.missing(tmp_path, [j.name for j in make_jobs(TINY)]) == []  # tried: the report can be written
+    assert [r["name"] for r in (shard.read_row(tmp_path, j.name) for j in make_jobs(TINY)) if r["kind"] == "failed"] == [bad]
+    _run_rank(tmp_path, scorers, 0, 1, report=False)  # the file fixed: scored, and no longer listed as failed
+    assert shard.read_row(tmp_path, bad)["kind"] == "benchmark"
+    assert not (tmp_path / "videos" / f"{bad}.failed.json").exists()
+
+
 def test_assemble_writes_the_report_of_a_complete_folder_and_refuses_one_with_videos_missing(tmp_path, scorers, capsys):
     _run_rank(tmp_path, scorers, 0, 1, report=False)
     assert main(["eval", "--assemble", str(tmp_path)]) == 0

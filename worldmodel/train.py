@@ -36,11 +36,11 @@ from worldmodel.dit import CausalDiT
 from worldmodel.run_folder import check_run_folder, clear_for_fresh_run
 from worldmodel.train_autoencoder import train_autoencoder
 from worldmodel.train_world import train_world
-from worldmodel.training import WindowsFactory, clip_windows
+from worldmodel.training import WindowsFactory
 from worldmodel.weights import write_json
 
 
-def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFactory = clip_windows, threads: int = 0,
+def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFactory | None = None, threads: int = 0,
         force: bool = False) -> CausalDiT | None:
     """Run the configured stages into `out` (same code with or without torchrun). Returns the EMA DiT, if trained.
 
@@ -49,6 +49,10 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFacto
     if threads > 0:
         torch.set_num_threads(threads)
     check_run_folder(out, cfg.stages, resume, force)  # before any rank can write: setup_dist waits for all of them
+    if windows is None:  # the clips on disk: checked before any work, read at the model's frame size
+        from worldmodel.training_clips import checked_windows
+
+        windows = checked_windows(cfg)
     dd = setup_dist()
     try:
         if dd.main:

@@ -1,5 +1,5 @@
-"""What every training stage here uses: the clip dataset, the EMA update, the RNG state a checkpoint keeps, and
-the budget that stops a stage at its step count or its minutes."""
+"""What every training stage here uses: the clip dataset's factory type, the EMA update, the RNG state a checkpoint
+keeps, and the budget that stops a stage at its step count or its minutes."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ from typing import Any
 
 import torch
 
+# A factory for the clip dataset: (root, length, stride) -> a ClipWindows-like Dataset (worldmodel.training_clips
+# makes the real one; tests pass their own).
 WindowsFactory = Callable[[str, int, int], Any]
-
-
-def clip_windows(root: str, length: int, stride: int):
-    from data.clips import ClipWindows
-
-    return ClipWindows(root, length=length, stride=stride)
 
 
 @torch.no_grad()

@@ -196,18 +196,16 @@ def simulated_clips(
 
 
 def clips_from_folder(root: str | Path, limit: int | None = None, length: int = 65) -> list[IDMClip]:
-    """Recorded clips (data/clips.py), cut into pieces of `length` frames, resized to 64x64 if needed."""
-    import cv2
-
+    """Recorded clips (data/clips.py), cut into pieces of `length` frames, fitted to 64x64 (data.frame_fit)."""
     from data.clips import find_clips, read_clip
+    from data.frame_fit import fit_frames
 
     out = []
     for stem in find_clips(root):
         clip = read_clip(stem)
         for t0 in range(0, len(clip.frames) - length + 1, length):
             frames = np.asarray(clip.frames[t0 : t0 + length])
-            if frames.shape[1:3] != (64, 64):
-                frames = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in frames])
+            frames = fit_frames(frames, 64)
             out.append(make_clip(frames, clip.actions[t0 : t0 + length]))
             if limit is not None and len(out) >= limit:
                 return out

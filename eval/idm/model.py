@@ -170,14 +170,14 @@ def clip_flow(frames: np.ndarray) -> torch.Tensor:
 
 
 def frames_to_tensor(frames: np.ndarray, size: int = 64) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (1, T, 3, size, size) in [-1, 1], resized with area averaging if needed."""
+    """uint8 (T, H, W, 3) -> float (1, T, 3, size, size) in [-1, 1]; other sizes and aspects centre-cropped and
+    resized (data.frame_fit), never squashed."""
+    from data.frame_fit import fit_frames
+
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames (T, H, W, 3), got shape {frames.shape}")
-    if frames.shape[1:3] != (size, size):
-        import cv2
-
-        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    frames = fit_frames(frames, size)
     x = torch.from_numpy(np.array(frames, dtype=np.uint8)).float().div(127.5).sub(1.0)  # a copy: memmaps are read-only
     return x.permute(0, 3, 1, 2).unsqueeze(0)
 
