@@ -261,7 +261,8 @@ def write_report(
 def _html_table(summary: dict[str, Any]) -> str:
     dims = PAPER_DIMS + OUR_DIMS
     head = "".join(f"<th>{TITLES[d]}</th>" for d in dims)
-    cells = "".join(f"<td>{html.escape(_cell_with_interval(summary, d))}</td>" for d in dims)
+    digits = {"psnr": 1, "pose_error_deg": 1}
+    cells = "".join(f"<td>{html.escape(_cell_with_interval(summary, d, digits.get(d, 3)))}</td>" for d in dims)
     pub = "".join(
         f"<tr><td style='text-align:left'>{html.escape(k)}</td>" + "".join(f"<td>{v:.2f}</td>" for v in vals)
         + "<td>-</td>" * len(OUR_DIMS) + "</tr>"
