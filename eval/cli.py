@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scorers.add_arguments(parser)
 
 
-def _suite_config(args: argparse.Namespace):  # noqa: ANN202
+def _suite_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from eval.suite import FULL, QUICK
@@ -81,7 +81,7 @@ def _suite_config(args: argparse.Namespace):  # noqa: ANN202
     return replace(cfg, batch=args.batch, protocol=args.protocol, **overrides)
 
 
-def _source(args: argparse.Namespace, cfg):  # noqa: ANN001, ANN202
+def _source(args: argparse.Namespace, cfg):
     from eval.suite import BaselineSource, ModelSource, SimulatorSource, pick_actions
 
     if args.model is not None:

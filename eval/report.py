@@ -115,7 +115,7 @@ def scorer_table(scorers: dict[str, str]) -> str:
 # ---------------------------------------------------------------- plots
 
 
-def _png(fig) -> str:  # noqa: ANN001 (a matplotlib Figure)
+def _png(fig) -> str:  # a matplotlib Figure
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()

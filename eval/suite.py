@@ -136,7 +136,7 @@ def make_jobs(cfg: SuiteConfig) -> list[Job]:
 
 
 @lru_cache(maxsize=8)
-def _scene_game(name: str, size: int):  # noqa: ANN202 (a data.game.Game)
+def _scene_game(name: str, size: int):  # a data.game.Game
     """One game per scene, kept: generating the world costs more than playing 65 frames in it."""
     from data.scenes import get_scene
 

@@ -49,7 +49,7 @@ def methods(include_bnb: bool) -> dict[str, QuantConfig]:
     }
     if include_bnb:
         try:
-            import bitsandbytes  # noqa: F401
+            import bitsandbytes  # noqa: F401 (imported only to learn whether it is installed)
 
             table["bnb-int8"] = BnbConfig(kind="int8")
             table["bnb-nf4"] = BnbConfig(kind="nf4")
