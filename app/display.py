@@ -30,7 +30,7 @@ import importlib
 import os
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import pygame  # noqa: E402
+import pygame  # noqa: E402 (the environment variable is set first: pygame reads it at import)
 
 # Imported before the first window when a model will run; triton first, for the reason above.
 MODEL_STACK: tuple[str, ...] = (

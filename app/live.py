@@ -337,7 +337,7 @@ class Connection:
                 task.result()  # a Closing from either side ends up below
         except Closing as closing:
             await self._close(closing.code, closing.reason)
-        except Exception as err:  # noqa: BLE001 - one connection's failure must not reach the others
+        except Exception as err:  # one connection's failure must not reach the others
             if not gone(err):
                 self.server.errors += 1
                 traceback.print_exc()
@@ -352,7 +352,7 @@ class Connection:
         try:
             async with self.send_lock:
                 await self.ws.close(code=code, reason=reason)
-        except Exception:  # noqa: BLE001 - already gone
+        except Exception:  # already gone
             pass
 
     # --- what the client says ----------------------------------------------------------------

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import numpy as np  # noqa: E402
-import pygame  # noqa: E402
+import numpy as np  # noqa: E402 (the environment variable is set first: pygame reads it at import)
+import pygame  # noqa: E402 (the environment variable is set first: pygame reads it at import)
 
-from app.display import open_window  # noqa: E402
-from app.worlds import (  # noqa: E402
+from app.display import open_window  # noqa: E402 (the environment variable is set first: pygame reads it at import)
+from app.worlds import (  # noqa: E402 (the environment variable is set first: pygame reads it at import)
     DEFAULT_MODEL,
     DEFAULT_SCENE,
     FRAME_SIZE,
@@ -49,7 +49,7 @@ from app.worlds import (  # noqa: E402
     scenes,
     thread_count,
 )
-from data.actions import FPS, MAX_CAMERA_DEG, NOOP, Action, write_actions  # noqa: E402
+from data.actions import FPS, MAX_CAMERA_DEG, NOOP, Action, write_actions  # noqa: E402 (the environment variable is set first: pygame reads it at import)
 
 # Keyboard key -> action key. Two physical keys may share one action (left and right shift).
 KEYMAP: dict[int, str] = {

@@ -160,7 +160,7 @@ class WebApp:
             self.pool.check_room()  # say so now, rather than when the socket asks
         except (ValueError, PoolFull) as err:
             return "", f"**Cannot start:** {err}"
-        except Exception as err:  # noqa: BLE001 - one visitor's failure must not take the page down
+        except Exception as err:  # one visitor's failure must not take the page down
             traceback.print_exc()
             return "", f"**Cannot start:** internal error ({type(err).__name__}: {err})"
         ticket = self.tickets.issue(model, quant, start)
@@ -200,7 +200,7 @@ class WebApp:
             write_mp4(preview, np.stack([upscale(f, self.settings.video_scale) for f in frames]), fps=FPS)
         except (ValueError, FileNotFoundError) as err:  # ScriptError, ImageError included
             return None, None, f"**Cannot generate:** {err}"
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             traceback.print_exc()
             return None, None, f"**Cannot generate:** internal error ({type(err).__name__}: {err})"
         status = (f"{len(actions)} actions → {len(frames)} frames from {start.name} with {model_label(model)} "

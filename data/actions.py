@@ -288,7 +288,7 @@ def from_vpt_line(d: dict[str, Any]) -> Action:
     return Action(frozenset(keys), (pitch, yaw))
 
 
-def to_matrix_game(actions: list[Action]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F821
+def to_matrix_game(actions: list[Action]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F821 (torch is imported inside: it is slow to import)
     """Actions -> Matrix-Game 1.0 (keyboard (T, 6) float32, mouse (T, 2) float32 [pitch, yaw], +pitch up).
 
     use, sprint and sneak have no place in Matrix-Game's keyboard and are dropped.

@@ -222,7 +222,7 @@ def generate_terrain(seed: int, biome: str, size: int = 256, height: int = 64) -
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(biome.encode())])
     sea = height * 3 // 8  # 24 for a 64-high world
     land = sea + 6
-    n = lambda cells, octaves=4: fractal_noise(rng, size, max(1, round(cells * size / 256)), octaves)  # noqa: E731
+    n = lambda cells, octaves=4: fractal_noise(rng, size, max(1, round(cells * size / 256)), octaves)
 
     grass, dirt, stone = _full(size, Block.GRASS), _full(size, Block.DIRT), _full(size, Block.STONE)
 

@@ -30,7 +30,7 @@ def run(quick: bool = False) -> list[dict]:
     jobs = [Job("forest_1", n, tuple(every[n][:frames_per_video])) for n in names]
     model = idm.InverseDynamicsModel.from_pretrained() if (idm.DEFAULT_PATH / "model.safetensors").is_file() else idm.InverseDynamicsModel(idm.IDMConfig()).eval()
 
-    def controllability(job, truth):  # noqa: ANN001, ANN202
+    def controllability(job, truth):
         keys, camera = stack(list(job.actions))
         video_labels(keys, camera, len(truth.frames))
         return idm.predict(model, truth.frames)

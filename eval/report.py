@@ -85,13 +85,21 @@ def _cell(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _cell_with_interval(summary: dict[str, Any], dim: str, digits: int = 3) -> str:
+    """`0.910 (0.884–0.931)`: the score and its 95% interval (eval/bootstrap.py), when the report has one."""
+    low_high = (summary.get("intervals") or {}).get(dim)
+    if summary.get(dim) is None or not low_high:
+        return _cell(summary.get(dim), digits)
+    return f"{_cell(summary[dim], digits)} ({_cell(low_high[0], digits)}–{_cell(low_high[1], digits)})"
+
+
 def markdown_table(rows: dict[str, dict[str, Any]], published: bool = False) -> str:
     """One line per run ({label: summary}); published GameWorld rows appended when asked."""
     dims = PAPER_DIMS + OUR_DIMS
     lines = ["| run | " + " | ".join(TITLES[d] for d in dims) + " |", "|---|" + "---|" * len(dims)]
     for label, summary in rows.items():
         digits = {"psnr": 1, "pose_error_deg": 1}
-        lines.append(f"| {label} | " + " | ".join(_cell(summary.get(d), digits.get(d, 3)) for d in dims) + " |")
+        lines.append(f"| {label} | " + " | ".join(_cell_with_interval(summary, d, digits.get(d, 3)) for d in dims) + " |")
     if published:
         for label, values in PUBLISHED.items():
             lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |" + " - |" * len(OUR_DIMS))
@@ -107,7 +115,7 @@ def scorer_table(scorers: dict[str, str]) -> str:
 # ---------------------------------------------------------------- plots
 
 
-def _png(fig) -> str:  # noqa: ANN001 (a matplotlib Figure)
+def _png(fig) -> str:  # a matplotlib Figure
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -200,13 +208,18 @@ def write_report(
     thumbnails: list[tuple[str, np.ndarray, np.ndarray | None]] = (),
 ) -> dict[str, Any]:
     """Write OUT/report.json, report.md and report.html; return the summary."""
+    from eval import bootstrap
+
     summary = summarize(rows)
+    # Uncertainty (eval/bootstrap.py): a seeded 95% interval on every dimension, so two writes are the same bytes.
+    summary["intervals"] = bootstrap.intervals(rows)
+    summary["interval_method"] = bootstrap.METHOD
     label = info["source"]
     table = markdown_table({label: summary})
     scorers = scorer_table(info["scorers"])
     report = {"summary": summary, "run": info, "videos": rows}
     write_text_atomic(out / "report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
-    md = f"# worldmodel eval: {label}\n\n{table}\n\n## Scorers\n\n{scorers}\n"
+    md = f"# worldmodel eval: {label}\n\n{table}\n\nIn parentheses, the 95% interval: {summary['interval_method']}.\n\n## Scorers\n\n{scorers}\n"
     if summary.get("keyboard_tasks"):
         md += "\n## Keyboard tasks\n\n" + " ".join(f"{k}: {v:.3f}" for k, v in summary["keyboard_tasks"].items()) + "\n"
     failed = [r for r in rows if r["kind"] == "failed"]
@@ -248,7 +261,8 @@ def write_report(
 def _html_table(summary: dict[str, Any]) -> str:
     dims = PAPER_DIMS + OUR_DIMS
     head = "".join(f"<th>{TITLES[d]}</th>" for d in dims)
-    cells = "".join(f"<td>{_cell(summary.get(d))}</td>" for d in dims)
+    digits = {"psnr": 1, "pose_error_deg": 1}
+    cells = "".join(f"<td>{html.escape(_cell_with_interval(summary, d, digits.get(d, 3)))}</td>" for d in dims)
     pub = "".join(
         f"<tr><td style='text-align:left'>{html.escape(k)}</td>" + "".join(f"<td>{v:.2f}</td>" for v in vals)
         + "<td>-</td>" * len(OUR_DIMS) + "</tr>"
@@ -266,4 +280,7 @@ def leaderboard(report_paths: list[Path]) -> str:
             raise FileNotFoundError(f"{path}: no report.json (run `worldmodel eval ... --out` first)")
         report = json.loads(path.read_text())
         rows[report["run"]["source"]] = report["summary"]
-    return markdown_table(rows, published=True)
+    table = markdown_table(rows, published=True)
+    if any(summary.get("intervals") for summary in rows.values()):
+        table += "\n\nIn parentheses, the 95% interval (eval/bootstrap.py); `worldmodel eval --compare A B` tells which differences are real."
+    return table

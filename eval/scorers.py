@@ -52,7 +52,7 @@ class ScorerUnavailable(RuntimeError):
     """A paper scorer was asked for but its weights or its loader's package are missing."""
 
 
-def add_arguments(parser) -> None:  # noqa: ANN001 (argparse parser or group)
+def add_arguments(parser) -> None:  # argparse parser or group
     group = parser.add_argument_group("paper scorers (optional; each replaces our offline scorer for one dimension)")
     for s in PAPER_SCORERS:
         group.add_argument(

@@ -136,7 +136,7 @@ def make_jobs(cfg: SuiteConfig) -> list[Job]:
 
 
 @lru_cache(maxsize=8)
-def _scene_game(name: str, size: int):  # noqa: ANN202 (a data.game.Game)
+def _scene_game(name: str, size: int):  # a data.game.Game
     """One game per scene, kept: generating the world costs more than playing 65 frames in it."""
     from data.scenes import get_scene
 
@@ -343,6 +343,16 @@ def prepare_folder(out: Path, run_info: dict[str, Any], force: bool) -> None:
     _write_json(run_path, run_info)
 
 
+def plan_batches(jobs: list[Job], batch: int) -> list[list[Job]]:
+    """Every batch of the suite: jobs of one length, `batch` at a time, in the suite's order. Cut from the whole
+    list, never from what is left to do, so a video's batch-mates (and with them a world model's sampling noise,
+    drawn per batch from one seeded generator) are the same in a resumed run and under any number of ranks."""
+    by_length: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_length.setdefault(job.frames, []).append(job)
+    return [group[i : i + batch] for group in by_length.values() for i in range(0, len(group), batch)]
+
+
 def run_suite(
     source: Source,
     jobs: list[Job],
@@ -351,12 +361,16 @@ def run_suite(
     cfg: SuiteConfig,
     truths: Callable[[Job], Truth | None] | None = None,
     progress: bool = True,
+    batches: list[list[Job]] | None = None,  # sharding hook (eval/shard.py): this rank's batches
+    rank: int = 0,
+    world: int = 1,
 ) -> list[dict[str, Any]]:
-    """Generate and score every job not yet cached under OUT/videos; return all rows in job order.
+    """Generate and score every job of `batches` (default: every batch of `jobs`) not yet cached under OUT/videos;
+    return their rows in order. A batch with some videos cached is generated whole; only the missing are scored.
 
     A video that cannot be made, read or scored (a bad file: ValueError or OSError) gets a row of kind "failed"
-    with the reason, printed as it happens; the other videos carry on. Failures are not cached, so a rerun
-    tries them again (after the file is fixed)."""
+    with the reason, printed as it happens; the other videos carry on. The row is kept as NAME.failed.json (so
+    that a report assembled from the folder lists it) but does not count as done: a rerun tries it again."""
     from tqdm import tqdm
 
     from data.video import write_mp4
@@ -364,33 +378,41 @@ def run_suite(
     truth_of = truths or (lambda job: simulate(job, cfg.size))
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs if not (videos / f"{j.name}.json").exists()]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"eval {source.id}", unit="video", disable=not progress)
+    batches = plan_batches(jobs, cfg.batch) if batches is None else batches
+    mine = [job for batch in batches for job in batch]
+    todo = {j.name for j in mine if not (videos / f"{j.name}.json").exists()}
+    bar = tqdm(
+        total=len(mine), initial=len(mine) - len(todo), desc=f"eval{f' rank {rank}/{world}' if world > 1 else ''} {source.id}",
+        unit="video", disable=not progress, position=rank if world > 1 else None,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # the ETA; to a log, a line every 30 s
+    )  # fmt: skip
     failed: dict[str, str] = {}
 
     def fail(job: Job, err: Exception) -> None:
         failed[job.name] = str(err)
+        _write_json(videos / f"{job.name}.failed.json", failed_row(job, str(err)))
         tqdm.write(f"failed: {err}", file=sys.stderr)
         bar.update(1)
 
-    by_length: dict[int, list[Job]] = {}
-    for job in todo:
-        by_length.setdefault(job.frames, []).append(job)
-    for group in by_length.values():
-        for i in range(0, len(group), cfg.batch):
-            for job, frames, truth in _make_videos(source, group[i : i + cfg.batch], truth_of, fail):
-                try:
-                    row = score_video(job, np.asarray(frames, np.uint8), truth, scorers)
-                except ValueError as err:  # e.g. a video too short to score
-                    fail(job, ValueError(f"{job.name}: {err}"))
-                    continue
-                write_mp4(videos / f"{job.name}.mp4", np.asarray(frames, np.uint8))
-                _write_json(videos / f"{job.name}.json", _finite(row))
-                bar.update(1)
+    for batch in batches:
+        if not any(job.name in todo for job in batch):
+            continue
+        for job, frames, truth in _make_videos(source, batch, truth_of, fail):
+            if job.name not in todo or job.name in failed:
+                continue
+            try:
+                row = score_video(job, np.asarray(frames, np.uint8), truth, scorers)
+            except ValueError as err:  # e.g. a video too short to score
+                fail(job, ValueError(f"{job.name}: {err}"))
+                continue
+            write_mp4(videos / f"{job.name}.mp4", np.asarray(frames, np.uint8))
+            _write_json(videos / f"{job.name}.json", _finite(row))
+            (videos / f"{job.name}.failed.json").unlink(missing_ok=True)
+            bar.update(1)
     bar.close()
     return [
         failed_row(j, failed[j.name]) if j.name in failed else json.loads((videos / f"{j.name}.json").read_text())
-        for j in jobs
+        for j in mine
     ]
 
 

@@ -39,7 +39,7 @@ def consistency_from_features(features: np.ndarray) -> float:
     return float(np.clip((to_previous.mean() + to_first.mean()) / 2, 0.0, 1.0))
 
 
-def temporal_consistency(frames: np.ndarray, model=None) -> float:  # noqa: ANN001 (an IDM; imported lazily)
+def temporal_consistency(frames: np.ndarray, model=None) -> float:  # an IDM; imported lazily
     """Temporal consistency of a video (T, H, W, 3) uint8 with the shipped IDM's trunk (or `model`'s)."""
     from eval.idm.model import InverseDynamicsModel, embed_frames
 

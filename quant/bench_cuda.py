@@ -37,13 +37,13 @@ def require_cuda(device: str) -> torch.device:
         raise ValueError("bench quant --device cuda needs a CUDA GPU and a CUDA build of torch; this machine has "
                          f"neither (torch {torch.__version__}, torch.cuda.is_available() is False)")
     try:
-        import triton  # noqa: F401
+        import triton  # noqa: F401 (imported only to learn whether it is installed)
     except ImportError as err:
         raise ValueError("bench quant --device cuda needs triton (pip install triton)") from err
     return torch.device(device)
 
 
-def synchronized(fn, dev: torch.device):  # noqa: ANN001, ANN201
+def synchronized(fn, dev: torch.device):
     def call() -> None:
         fn()
         torch.cuda.synchronize(dev)

@@ -60,7 +60,7 @@ def _torchao(linear: nn.Linear, compiled: bool) -> Peer | None:
 
 def _bnb(linear: nn.Linear, kind: str) -> Peer | None:
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401 (imported only to learn whether it is installed)
     except ImportError:
         return None
     from quant.api import quantize_, supports

@@ -49,7 +49,7 @@ class BnbLinear8bit(bnb.nn.Linear8bitLt):
         shape = x.shape
         return super().forward(x.reshape(-1, shape[-1])).reshape(*shape[:-1], self.out_features)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         data = _take(state_dict, prefix, "weight", missing_keys)
         scb = _take(state_dict, prefix, "SCB", missing_keys)
         if data is None or scb is None:
@@ -71,7 +71,7 @@ class BnbLinear4bit(bnb.nn.Linear4bit):
         shape = x.shape
         return super().forward(x.reshape(-1, shape[-1])).reshape(*shape[:-1], self.out_features)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         data = _take(state_dict, prefix, "weight", missing_keys)
         if data is None:
             return

@@ -76,7 +76,7 @@ class Int8Linear(nn.Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, threshold={self.cfg.threshold}"
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if prefix + "weight" in state_dict and prefix + "weight_int8" not in state_dict:
             error_msgs.append(
                 f"{prefix or 'model'}: the checkpoint holds float weights but this layer is Int8Linear; "

@@ -319,7 +319,7 @@ class LutLinear(nn.Module):
         c = self.cfg
         return f"in_features={self.in_features}, out_features={self.out_features}, bits={c.bits}, group_size={c.group_size}"
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if prefix + "weight" in state_dict and prefix + "planes" not in state_dict:
             error_msgs.append(
                 f"{prefix or 'model'}: the checkpoint holds float weights but this layer is LutLinear; "

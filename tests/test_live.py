@@ -267,7 +267,7 @@ def test_players_with_identical_frames_each_get_their_own_world(sim_server):
             frames = [player.frame() for _ in range(15)]
             results[i] = (seed, [f[3] for f in frames])
             player.ws.close()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             errors.append(repr(err))
 
     def browse() -> None:  # the page itself, fetched meanwhile: Gradio's HTTP side must not suffer either

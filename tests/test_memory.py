@@ -24,7 +24,7 @@ def scene():
     return World.generate(s.seed, s.biome), (pose.x, pose.y + 1.62, pose.z), pose.yaw, pose.pitch
 
 
-def sim(scene, eye=None, yaw_offset=0.0):  # noqa: ANN001
+def sim(scene, eye=None, yaw_offset=0.0):
     world, start_eye, yaw, pitch = scene
     eye = start_eye if eye is None else eye
     view = View(eye=eye, yaw=yaw + yaw_offset, pitch=pitch, show_hand=False, show_crosshair=False)
@@ -32,7 +32,7 @@ def sim(scene, eye=None, yaw_offset=0.0):  # noqa: ANN001
     return frame, inv_depth, CameraPose(eye, yaw + yaw_offset, pitch, 70.0)
 
 
-def covered_psnr(view, frame) -> float:  # noqa: ANN001
+def covered_psnr(view, frame) -> float:
     return psnr(view.image[view.covered], frame[view.covered])
 
 

@@ -227,7 +227,7 @@ def test_move_view_steps_near_things_more_than_far_ones_and_never_the_sky():
     dot = torch.zeros(1, 1, 16, 16)
     dot[..., 7:9, 11] = 1.0
     forward = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
-    column = lambda img: float((img[0, 0].sum(0) * torch.arange(16)).sum() / img[0, 0].sum())  # noqa: E731
+    column = lambda img: float((img[0, 0].sum(0) * torch.arange(16)).sum() / img[0, 0].sum())
     far_step = move_view(dot, camera, 90.0, torch.full((1, 16, 16), 0.1), forward)
     near_step = move_view(dot, camera, 90.0, torch.full((1, 16, 16), 0.4), forward)
     assert column(dot) < column(far_step) < column(near_step)

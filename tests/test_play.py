@@ -12,12 +12,12 @@ import pytest
 
 pygame = pytest.importorskip("pygame")
 
-from small_worlds import SeedScene  # noqa: E402
+from small_worlds import SeedScene  # noqa: E402 (after the skip when pygame is missing)
 
-from app.play import KEYMAP, PlayApp, PlaySettings, add_arguments, main  # noqa: E402
-from app.worlds import SIMULATOR, StartPoint, WorldFactory  # noqa: E402
-from data.actions import NOOP, read_actions  # noqa: E402
-from data.clips import decode_mp4  # noqa: E402
+from app.play import KEYMAP, PlayApp, PlaySettings, add_arguments, main  # noqa: E402 (after the skip when pygame is missing)
+from app.worlds import SIMULATOR, StartPoint, WorldFactory  # noqa: E402 (after the skip when pygame is missing)
+from data.actions import NOOP, read_actions  # noqa: E402 (after the skip when pygame is missing)
+from data.clips import decode_mp4  # noqa: E402 (after the skip when pygame is missing)
 
 
 def start_point(seed: int = 3) -> StartPoint:

@@ -10,7 +10,7 @@ from torch import nn
 
 pytest.importorskip("bitsandbytes")
 
-from quant import BnbConfig, Int8Config, Int8Linear, load_quantized, quantize_, reference, save_quantized  # noqa: E402
+from quant import BnbConfig, Int8Config, Int8Linear, load_quantized, quantize_, reference, save_quantized  # noqa: E402 (after the skip when bitsandbytes is missing)
 
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore", message="MatMul8bitLt")

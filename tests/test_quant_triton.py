@@ -14,15 +14,15 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")
 INTERPRET = os.environ["TRITON_INTERPRET"] == "1"
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import pytest  # noqa: E402 (TRITON_INTERPRET is set first: triton reads it at import)
+import torch  # noqa: E402 (TRITON_INTERPRET is set first: triton reads it at import)
+from torch import nn  # noqa: E402 (TRITON_INTERPRET is set first: triton reads it at import)
 
 pytest.importorskip("triton")
 
-from quant import Int8Config, Int8Linear, LutConfig, LutLinear, reference  # noqa: E402
-from quant.kernels.triton.int8_matmul import int8_linear_triton, int8_matmul_triton  # noqa: E402
-from quant.kernels.triton.lut_matmul import lut_linear_triton  # noqa: E402
+from quant import Int8Config, Int8Linear, LutConfig, LutLinear, reference  # noqa: E402 (TRITON_INTERPRET is set first: triton reads it at import)
+from quant.kernels.triton.int8_matmul import int8_linear_triton, int8_matmul_triton  # noqa: E402 (TRITON_INTERPRET is set first: triton reads it at import)
+from quant.kernels.triton.lut_matmul import lut_linear_triton  # noqa: E402 (TRITON_INTERPRET is set first: triton reads it at import)
 
 DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
 

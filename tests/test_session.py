@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from data.actions import NOOP, Action
-from worldmodel.autoencoder import FrameAutoencoder
+from worldmodel.autoencoder import FrameAutoencoder, to_model_range
 from worldmodel.config import PRESETS, SamplingConfig
 from worldmodel.dit import CausalDiT
 from worldmodel.schedule import move_view, turn_view
@@ -224,3 +224,21 @@ def test_attack_drops_the_memory_under_the_crosshair(models, walking_dit):
     assert dropped == []  # nothing happens to the world without attack or use
     session.step(Action({"attack"}))
     assert len(dropped) == 1 and dropped[0] > 0
+
+
+def test_observe_takes_in_known_frames_and_gives_the_memory_base(models, walking_dit):
+    ae, _ = models
+    start = image(size=16)
+    session = Session(walking_dit, ae, SamplingConfig(steps=1, memory=True), seed=0)
+    session.start(start)
+    # Standing still, the memory shows the start picture again: it covers the view outside the arm and crosshair.
+    remembered, covered = session.observe(NOOP, start)
+    assert remembered.shape == (1, 4, 4, 4) and covered.shape == (1, 4, 4)
+    assert float(covered.mean()) > 0.6
+    assert torch.allclose(remembered, ae.encode(to_model_range(torch.from_numpy(start).permute(2, 0, 1)[None])), atol=0.2)
+    # Turned right by 30°, a third of the view is new: less is covered, and the known frame is what is shown next.
+    turned = np.roll(start, -5, axis=1)
+    _, covered_turned = session.observe(Action(camera=(0.0, 30.0)), turned)
+    assert float(covered_turned.mean()) < float(covered.mean())
+    np.testing.assert_array_equal(session.shown[0], turned)
+    assert session.pos == 2

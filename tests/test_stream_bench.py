@@ -13,7 +13,7 @@ from worldmodel.frame_profile import LINEARS, PARTS, REST, profile_frames
 torch.set_num_threads(1)
 
 
-def tiny_pipeline(method: str = "fp32"):  # noqa: ANN201
+def tiny_pipeline(method: str = "fp32"):
     from worldmodel.autoencoder import FrameAutoencoder
     from worldmodel.config import PRESETS, AutoencoderConfig
     from worldmodel.dit import CausalDiT

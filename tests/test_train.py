@@ -327,7 +327,7 @@ def test_the_latent_cache_follows_the_data_folder(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "clip_000000.jsonl").write_text(name)
-    count = lambda root, length, stride: FakeWindows(root, length, stride, clips=3 if root.endswith("a") else 1)  # noqa: E731
+    count = lambda root, length, stride: FakeWindows(root, length, stride, clips=3 if root.endswith("a") else 1)
     out = tmp_path / "run"
     out.mkdir()
     first = build_latents(tiny_config(data=str(tmp_path / "a")), out, ae, Dist(), count)
@@ -335,5 +335,5 @@ def test_the_latent_cache_follows_the_data_folder(tmp_path):
     assert len(build_latents(tiny_config(data=str(tmp_path / "b")), out, ae, Dist(), count).latents) == 24
     # more clips recorded into the same folder: encoded again too
     (tmp_path / "b" / "clip_000001.jsonl").write_text("b")
-    count_more = lambda root, length, stride: FakeWindows(root, length, stride, clips=2)  # noqa: E731
+    count_more = lambda root, length, stride: FakeWindows(root, length, stride, clips=2)
     assert len(build_latents(tiny_config(data=str(tmp_path / "b")), out, ae, Dist(), count_more).latents) == 2 * 24

@@ -49,7 +49,9 @@ def predict_last(model: CausalDiT, batch: dict[str, torch.Tensor], steps: int, c
         if s == 1.0:
             x[:, -1] = eps[:, -1]
         base = model_base(model, x, sigma, camera, motion)
-        z_hat = (base + model(x, sigma, keys, camera, act_mask))[:, -1]
+        # A model that reads its base sees it, with nothing remembered (the probe runs without the world memory).
+        base_in = torch.cat([base, torch.zeros_like(base[:, :, :1])], dim=2) if model.cfg.base_input else None
+        z_hat = (base + model(x, sigma, keys, camera, act_mask, base_in=base_in))[:, -1]
         if s_next > 0:
             x[:, -1] = euler_step(x[:, -1], z_hat, s, s_next)
     return z_hat

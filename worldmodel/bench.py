@@ -27,14 +27,14 @@ WARMUP_FRAMES = 5  # allocator, kernels, a full context window
 PROFILE_ROUND_FRAMES = 4
 
 
-def _pipeline(method: str):  # noqa: ANN202
+def _pipeline(method: str):
     from worldmodel.paths import DEFAULT_CHECKPOINT
     from worldmodel.pipeline import WorldPipeline
 
     return WorldPipeline.from_pretrained(DEFAULT_CHECKPOINT, quant=None if method == "fp32" else method)
 
 
-def _dit_mib(dit) -> float:  # noqa: ANN001
+def _dit_mib(dit) -> float:
     return sum(t.numel() * t.element_size() for t in dit.state_dict().values()) / 2**20
 
 

@@ -63,7 +63,7 @@ class EgoMotion:
 
     def step(self, keys: np.ndarray, camera: tuple[float, float]) -> np.ndarray:
         """One tick for held keys (9,) and the mouse move (d_pitch, d_yaw) degrees -> float32 (4,) motion."""
-        pressed = lambda name: bool(keys[KEY_INDEX[name]] > 0.5)  # noqa: E731
+        pressed = lambda name: bool(keys[KEY_INDEX[name]] > 0.5)
         self.yaw = (self.yaw + float(camera[1])) % 360.0
         self.pitch = min(PITCH_LIMIT, max(-PITCH_LIMIT, self.pitch + float(camera[0])))
 

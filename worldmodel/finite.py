@@ -27,7 +27,7 @@ def check_weights(state: dict[str, torch.Tensor], where: str) -> None:
         raise NonFiniteError(f"{where}: weight(s) {shown} hold NaN or infinite values (a diverged training run?)")
 
 
-def any_rank(flag: bool, dd) -> bool:  # noqa: ANN001 - worldmodel.train.Dist
+def any_rank(flag: bool, dd) -> bool:  # worldmodel.train.Dist
     """True on every rank when `flag` is true on any (so all ranks stop together, none waits on the others)."""
     if not dd.on:
         return flag
@@ -38,7 +38,7 @@ def any_rank(flag: bool, dd) -> bool:  # noqa: ANN001 - worldmodel.train.Dist
     return bool(t.item())
 
 
-def stop_on_non_finite_loss(loss: torch.Tensor, stage: str, step: int, ckpt_dir, dd) -> None:  # noqa: ANN001
+def stop_on_non_finite_loss(loss: torch.Tensor, stage: str, step: int, ckpt_dir, dd) -> None:
     """Raise before the optimizer step when the loss is NaN or infinite on any rank. The weights of that step
     are never written, so the last checkpoint (and pipeline/) stay the last good ones."""
     if any_rank(not bool(torch.isfinite(loss.detach()).all()), dd):

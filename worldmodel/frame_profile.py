@@ -55,7 +55,7 @@ class PartTimer:
 
     def wrap(self, part: str, fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def timed(*args, **kwargs):
             self.enter(part)
             try:
                 return fn(*args, **kwargs)
@@ -83,7 +83,7 @@ def _dit_part(module: nn.Module, dit: nn.Module) -> str | None:
 
 
 @contextlib.contextmanager
-def _instrumented(timer: PartTimer, pipe, session) -> Iterator[None]:  # noqa: ANN001
+def _instrumented(timer: PartTimer, pipe, session) -> Iterator[None]:
     import worldmodel.sampler
     import worldmodel.session
 
@@ -119,7 +119,7 @@ def _instrumented(timer: PartTimer, pipe, session) -> Iterator[None]:  # noqa: A
                 setattr(owner, name, own)
 
 
-def profile_frames(pipe, session, actions: Sequence) -> dict[str, float]:  # noqa: ANN001
+def profile_frames(pipe, session, actions: Sequence) -> dict[str, float]:
     """Step `session` once per action with every part timed; ms per frame for each of PARTS."""
     timer = PartTimer()
     with _instrumented(timer, pipe, session):

@@ -169,7 +169,7 @@ def encode_windows(
     flush()
     if not latents:
         raise ValueError("no frames to encode: the dataset has no windows")
-    cat = lambda parts: torch.from_numpy(np.concatenate(parts))  # noqa: E731
+    cat = lambda parts: torch.from_numpy(np.concatenate(parts))
     return LatentClips(cat(latents), cat(keys), cat(camera), cat(segment), cat(val))
 
 

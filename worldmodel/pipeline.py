@@ -96,7 +96,7 @@ class WorldPipeline:
             if q is None:
                 raise RuntimeError(f"{quant_path}: this checkpoint is quantized, but the quant package is not available")
             qcfg = q.config_from_dict(read_json(quant_path))
-            prepare = lambda dit: q.prepare_quantized_(dit, qcfg)  # noqa: E731
+            prepare = lambda dit: q.prepare_quantized_(dit, qcfg)
         dit = CausalDiT.from_pretrained(root / "dit", prepare=prepare)
         pipe = cls(autoencoder, dit, sampling).to(device)
         if quant is not None:

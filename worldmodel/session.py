@@ -258,7 +258,7 @@ class Session:
         covered = F.avg_pool2d(covered, self.image_size // z.shape[-1])[:, 0].to(self.device)
         return views, z, covered
 
-    def _forget_target(self, memory: WorldMemory, pose) -> None:  # noqa: ANN001 (a CameraPose)
+    def _forget_target(self, memory: WorldMemory, pose) -> None:  # a CameraPose
         """Attack or use may break or place the block under the crosshair: drop what the memory holds there, as
         wide as a block looks at that distance, so the network paints whatever is there now."""
         view = memory.render(pose, fill_cracks=False)

@@ -75,7 +75,7 @@ def check_training_clips(cfg: TrainConfig) -> list[Path]:
     return stems
 
 
-def checked_windows(cfg: TrainConfig):  # noqa: ANN201 (a train.WindowsFactory)
+def checked_windows(cfg: TrainConfig):  # a train.WindowsFactory
     """The clip folder checked (check_training_clips), as a factory of windows at the model's frame size."""
     check_training_clips(cfg)
     return functools.partial(fitted_windows, size=cfg.autoencoder.image_size)

@@ -52,7 +52,7 @@ def revisit_scenes() -> list:  # list[data.scenes.Scene]
 
 
 @torch.no_grad()
-def generate(pipe, starts: np.ndarray, acts: list[Action], seed: int = 0) -> np.ndarray:  # noqa: ANN001 (a WorldPipeline)
+def generate(pipe, starts: np.ndarray, acts: list[Action], seed: int = 0) -> np.ndarray:  # a WorldPipeline
     """The model's frames (B, T + 1, H, W, 3) for the same actions from each start (B, H, W, 3), one batch."""
     session = pipe.new_session(seed=seed)
     frames = [session.start(starts)]
@@ -60,7 +60,7 @@ def generate(pipe, starts: np.ndarray, acts: list[Action], seed: int = 0) -> np.
     return np.stack(frames, axis=1)
 
 
-def measure_revisits(pipe, scenes: list | None = None) -> dict:  # noqa: ANN001 (a WorldPipeline)
+def measure_revisits(pipe, scenes: list | None = None) -> dict:  # a WorldPipeline
     """Every path from every scene, model and simulator. Returns per-path means and per-scene values, and the
     full circle's frames of the first scene (model and simulator) for a strip."""
     scenes = revisit_scenes() if scenes is None else scenes
@@ -110,7 +110,7 @@ def strip_rows(r: dict, every: int = 3) -> list[list[np.ndarray]]:
     return [list(r["strip"]["model"][::every]), list(r["strip"]["truth"][::every])]
 
 
-def revisits(pipe, strip_path: Path) -> dict:  # noqa: ANN001 (a WorldPipeline)
+def revisits(pipe, strip_path: Path) -> dict:  # a WorldPipeline
     """The paths of measure_revisits, and the strip of the first scene's full circle saved to strip_path."""
     r = measure_revisits(pipe)
     save_row(strip_path, strip_rows(r), scale=2, labels=["model", "truth"])

@@ -81,7 +81,7 @@ def load(name: str) -> ModuleType | None:
     extension = extension_name(name)
     try:
         build_dir = Path(_get_build_directory(extension, verbose=False))
-    except Exception as err:  # noqa: BLE001 - no writable cache folder: stay correct, get slow
+    except Exception as err:  # no writable cache folder: stay correct, get slow
         warnings.warn(f"quant: no folder to build the {name} CPU kernel in ({err}); using the slow reference path")
         return None
     return guarded_build(

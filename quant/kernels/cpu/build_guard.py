@@ -84,7 +84,7 @@ def guarded_build(build: Callable[[], ModuleType], build_dir: Path, what: str, t
     def target() -> None:
         try:
             result["module"] = build()
-        except BaseException as err:  # noqa: BLE001 - reported below, on the caller's thread
+        except BaseException as err:  # reported below, on the caller's thread
             result["error"] = err
         finally:
             if fd is not None:
