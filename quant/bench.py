@@ -125,7 +125,7 @@ def run(quick: bool, device: str = "cpu") -> list[dict]:
                 rounds = 5 if quick else (15 if flops < 5e9 else 7)
                 times = interleaved_timings(fns, rounds)
                 rows.append(dict(method="fp32", path="torch", M=m, K=k, N=n, bytes_vs_fp32=1.0, sqnr_db=None,
-                                 sqnr_outlier_db=None, speed_vs_fp32=1.0, best_speed_vs_fp32=1.0,
+                                 sqnr_outlier_db=None, speed_vs_fp32=1.0, best_speed_vs_fp32=1.0, speed_vs_torch_dyn=None,
                                  ms=1e3 * statistics.median(times["fp32"]), threads=1, cpu=cpu))
                 for name, (f, nbytes, path) in active.items():
                     speed = speedup(times, name)
