@@ -1,7 +1,7 @@
 """The shipped default checkpoint (assets/wm-default) against its targets, on worlds it never trained on:
 8-frame rollouts beat copying the last frame, the mouse turns the view and forward walks it (both read back
 from the generated frames), a 1,000-frame play is still a world with detail, and the world persists: a full
-circle, an out-and-back walk and an A -> B -> C -> A loop come back to what they started from.
+circle, an out-and-back walk and an A -> B -> C -> A loop come back to what they started from, quantized too.
 
 Slow (loading the real model, recording a few fresh clips, playing 1,000 frames); skipped when assets/wm-default
 is not there. The same measures, on more rollouts, are in assets/wm-default/MODEL_CARD.md (eval/measure/).
@@ -112,3 +112,15 @@ def test_walking_out_and_back_and_round_a_loop_come_back_to_the_start(revisits):
         row = revisits["paths"][name]
         print(name, round(row["model_mean"], 2), "simulator", round(row["true_mean"], 2))
         assert row["model_mean"] >= 18.0
+
+
+@pytest.mark.parametrize("method", ["int8", "lut4"])
+def test_the_quantized_model_comes_back_as_the_float_one_does(revisits, method):
+    from eval.measure.revisit import measure_revisits, revisit_scenes
+    from worldmodel.pipeline import WorldPipeline
+
+    quantized = measure_revisits(WorldPipeline.from_pretrained(quant=method), revisit_scenes()[::2][:2])
+    for name, row in quantized["paths"].items():
+        float_psnr = float(np.mean(revisits["paths"][name]["model_psnr"][:2]))  # the same two scenes, fp32
+        print(name, method, round(row["model_mean"], 2), "fp32", round(float_psnr, 2))
+        assert abs(row["model_mean"] - float_psnr) <= 0.03 * float_psnr
