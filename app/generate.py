@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -69,6 +68,7 @@ from app.worlds import (
 from data import clip_files
 from data.actions import FPS, NOOP, Action
 from data.alignment import PROTOCOLS, check_protocol
+from worldmodel.distributed import rank_and_world
 
 JOB_FIELDS: frozenset[str] = frozenset({"id", "start", "actions", "frames", "seed", "quant"})
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -288,17 +288,6 @@ class Report:
     failed: list[str] = field(default_factory=list)  # messages
 
 
-def dist_env() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) without it."""
-    try:
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError as err:
-        raise ValueError(f"RANK and WORLD_SIZE must be integers ({err})") from None
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} must be in [0, WORLD_SIZE={world})")
-    return rank, world
-
-
 def run_jobs(jobs: list[Job], out: Path, factory: SessionFactory, model: str, rank: int = 0, world: int = 1,
              progress: bool = True, force: bool = False) -> Report:
     """Run this rank's share of `jobs` (job i belongs to rank i % world), skipping finished ones. A job whose
@@ -348,7 +337,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        rank, world = dist_env()
+        rank, world = rank_and_world()
         jobs = read_jobs(args.jobs, args.quant, args.protocol)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

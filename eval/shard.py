@@ -33,21 +33,10 @@ from typing import Any
 import numpy as np
 
 from eval.suite import Job, SuiteConfig, Truth, make_jobs, plan_batches, prepare_folder, simulate
+from worldmodel.distributed import rank_and_world
 
 JOBS_FILE = "jobs.json"
 WAIT_FOR_RANK_0_S = 900.0  # rank 0 may still be loading a model (or compiling quant kernels) when the others are ready
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) without it. The same contract as app.generate's
-    dist_env (app sits above eval, so eval cannot import it)."""
-    try:
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError as err:
-        raise ValueError(f"RANK and WORLD_SIZE must be integers ({err})") from None
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} must be in [0, WORLD_SIZE={world})")
-    return rank, world
 
 
 def rank_device(device: str) -> str:

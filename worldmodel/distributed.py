@@ -36,6 +36,18 @@ class Dist:
         return t.tolist()
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) without it. The one reading of RANK and WORLD_SIZE:
+    training, batch generation and the sharded evaluation all split their work by it."""
+    try:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    except ValueError as err:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers ({err})") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} must be in [0, WORLD_SIZE={world})")
+    return rank, world
+
+
 def setup_dist() -> Dist:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
