@@ -123,4 +123,5 @@ def test_the_quantized_model_comes_back_as_the_float_one_does(revisits, method):
     for name, row in quantized["paths"].items():
         float_psnr = float(np.mean(revisits["paths"][name]["model_psnr"][:2]))  # the same two scenes, fp32
         print(name, method, round(row["model_mean"], 2), "fp32", round(float_psnr, 2))
-        assert abs(row["model_mean"] - float_psnr) <= 0.03 * float_psnr
+        # No more than 3% worse than fp32 (on two scenes a quantized model can also come out a little better).
+        assert row["model_mean"] >= 0.97 * float_psnr
