@@ -413,7 +413,8 @@ def scene_picks() -> list[StartPoint | int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"'{DEFAULT_MODEL}' (assets/wm-default), a checkpoint folder, or '{SIMULATOR}'")
-    parser.add_argument("--quant", choices=QUANTS, default="fp32", help="how the transformer blocks run (Q switches while playing)")
+    parser.add_argument("--quant", choices=QUANTS, default="fp32",
+                        help="how the transformer blocks run (Q switches while playing)")
     parser.add_argument("--scene", default=DEFAULT_SCENE, help="start scene: a name or an index into the 32 scenes")
     parser.add_argument("--image", type=Path, help="start from this picture instead (key 0 returns to it)")
     parser.add_argument("--side-by-side", action="store_true", help="show the real simulator beside the model")

@@ -28,7 +28,11 @@ def run(quick: bool = False) -> list[dict]:
     names = ["forward", "camera_r"] if quick else ["forward", "camera_r", "jump_camera_ul", "left_attack"]
     every = benchmark_actions()
     jobs = [Job("forest_1", n, tuple(every[n][:frames_per_video])) for n in names]
-    model = idm.InverseDynamicsModel.from_pretrained() if (idm.DEFAULT_PATH / "model.safetensors").is_file() else idm.InverseDynamicsModel(idm.IDMConfig()).eval()
+    model = (
+        idm.InverseDynamicsModel.from_pretrained()
+        if (idm.DEFAULT_PATH / "model.safetensors").is_file()
+        else idm.InverseDynamicsModel(idm.IDMConfig()).eval()
+    )
 
     def controllability(job, truth):
         keys, camera = stack(list(job.actions))

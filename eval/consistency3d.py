@@ -5,8 +5,9 @@ camera motion (an essential matrix, OpenCV's findEssentialMat with RANSAC and th
 and measure how far each match lies from its epipolar line: the Sampson distance, the first-order
 reprojection error of the best 3D point for that match. Matches whose forward and backward flows disagree
 (nothing consistent was found) count at the cap. Consecutive frames, not frames two apart: at 5 degrees of
-turn a frame, frames two apart moved too far for a reliable flow at 64x64 and true videos lost most matches. A rigid world under any camera motion, including a pure
-turn, fits with small errors; melting, sliding or hallucinated geometry does not.
+turn a frame, frames two apart moved too far for a reliable flow at 64x64 and true videos lost most matches.
+A rigid world under any camera motion, including a pure turn, fits with small errors; melting, sliding or
+hallucinated geometry does not.
 Score per video (our protocol) = clip(1 - mean error / CAP_PX, 0, 1): errors capped at 1 px of a 64x64 frame.
 
 How it differs from the paper's scorer: GameWorld Score runs DROID-SLAM (learned dense bundle adjustment,

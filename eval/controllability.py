@@ -13,7 +13,8 @@ A video of T frames has T - 1 transitions; actions[t] is scored against the chan
 
 How it differs from the paper's scorer: the paper uses OpenAI's VPT IDM (trained on real Minecraft, 128x128);
 ours is a small IDM trained on our simulator, so it reads our world's cues (hand swing, eye height, field of
-view); on the simulator's true benchmark videos it scores 0.981 keyboard and 0.999 mouse (assets/idm/MODEL_CARD.md). The paper's VPT IDM can be plugged in with --vpt-idm (eval/scorers.py).
+view); on the simulator's true benchmark videos it scores 0.981 keyboard and 0.999 mouse
+(assets/idm/MODEL_CARD.md). The paper's VPT IDM can be plugged in with --vpt-idm (eval/scorers.py).
 """
 
 from __future__ import annotations

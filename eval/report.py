@@ -148,7 +148,11 @@ def plots(rows: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, str]
     ax.set_title("summary (higher is better)")
     out["Summary"] = _png(fig)
 
-    per_video = [d for d in ("image_quality", "aesthetic", "temporal", "smoothness", "mouse", "consistency_3d", "pose_score") if any(r.get(d) is not None for r in bench)]
+    per_video = [
+        d
+        for d in ("image_quality", "aesthetic", "temporal", "smoothness", "mouse", "consistency_3d", "pose_score")
+        if any(r.get(d) is not None for r in bench)
+    ]
     if per_video:
         fig, axes = plt.subplots(1, len(per_video), figsize=(2.2 * len(per_video), 2.4), squeeze=False)
         for ax, dim in zip(axes[0], per_video):
@@ -219,7 +223,10 @@ def write_report(
     scorers = scorer_table(info["scorers"])
     report = {"summary": summary, "run": info, "videos": rows}
     write_text_atomic(out / "report.json", json.dumps(report, indent=1, allow_nan=False) + "\n")
-    md = f"# worldmodel eval: {label}\n\n{table}\n\nIn parentheses, the 95% interval: {summary['interval_method']}.\n\n## Scorers\n\n{scorers}\n"
+    md = (
+        f"# worldmodel eval: {label}\n\n{table}\n\n"
+        f"In parentheses, the 95% interval: {summary['interval_method']}.\n\n## Scorers\n\n{scorers}\n"
+    )
     if summary.get("keyboard_tasks"):
         md += "\n## Keyboard tasks\n\n" + " ".join(f"{k}: {v:.3f}" for k, v in summary["keyboard_tasks"].items()) + "\n"
     failed = [r for r in rows if r["kind"] == "failed"]
@@ -237,7 +244,10 @@ def write_report(
         f"suite {html.escape(json.dumps(info.get('suite', {})))}</p>",
         _html_table(summary),
         "<h2>Scorers</h2><table><tr><th>dimension</th><th>scorer</th></tr>",
-        *[f"<tr><td>{html.escape(d)}</td><td style='text-align:left'>{html.escape(n)}</td></tr>" for d, n in info["scorers"].items()],
+        *[
+            f"<tr><td>{html.escape(d)}</td><td style='text-align:left'>{html.escape(n)}</td></tr>"
+            for d, n in info["scorers"].items()
+        ],
         "</table>",
     ]
     if failed:
@@ -282,5 +292,8 @@ def leaderboard(report_paths: list[Path]) -> str:
         rows[report["run"]["source"]] = report["summary"]
     table = markdown_table(rows, published=True)
     if any(summary.get("intervals") for summary in rows.values()):
-        table += "\n\nIn parentheses, the 95% interval (eval/bootstrap.py); `worldmodel eval --compare A B` tells which differences are real."
+        table += (
+            "\n\nIn parentheses, the 95% interval (eval/bootstrap.py); "
+            "`worldmodel eval --compare A B` tells which differences are real."
+        )
     return table

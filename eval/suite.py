@@ -296,7 +296,10 @@ def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scor
         for task in controllability.KEYBOARD_TASKS
     }
     row["mouse"] = float(
-        np.mean(controllability.camera_bucket(pred.pitch, pred.yaw) == controllability.camera_bucket(labels["pitch"], labels["yaw"]))
+        np.mean(
+            controllability.camera_bucket(pred.pitch, pred.yaw)
+            == controllability.camera_bucket(labels["pitch"], labels["yaw"])
+        )
     )
     if truth is not None:
         curves = fidelity.fidelity_curves(frames, truth.frames)

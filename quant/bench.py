@@ -120,7 +120,9 @@ def run(quick: bool, device: str = "cpu") -> list[dict]:
                 x_plain = activations(m, k, generator, outliers=False)
                 x = activations(m, k, generator, outliers=True)
                 active = {name: entry for name, entry in methods.items() if name not in too_slow}
-                fns = {"fp32": lambda linear=linear, x=x: linear(x)} | {name: (lambda f=f, x=x: f(x)) for name, (f, _, _) in active.items()}
+                fns = {"fp32": lambda linear=linear, x=x: linear(x)} | {
+                    name: (lambda f=f, x=x: f(x)) for name, (f, _, _) in active.items()
+                }
                 flops = 2 * m * k * n
                 rounds = 5 if quick else (15 if flops < 5e9 else 7)
                 times = interleaved_timings(fns, rounds)

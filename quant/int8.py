@@ -106,7 +106,10 @@ class Int8Linear(nn.Module):
         if kernel is None:
             return reference.int8_linear(x, self.weight_int8_rows(), self.weight_scale, self.bias, self.cfg.threshold)
         bias = self.bias if self.bias is not None else torch.empty(0)
-        return kernel.int8_linear(x, self.weight_int8, self.weight_scale, self.weight_sum, bias, self.out_features, float(self.cfg.threshold), isa_request())
+        return kernel.int8_linear(
+            x, self.weight_int8, self.weight_scale, self.weight_sum, bias, self.out_features, float(self.cfg.threshold),
+            isa_request(),
+        )
 
 
 @register_quantize_handler(Int8Config)

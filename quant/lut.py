@@ -142,7 +142,9 @@ def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int) -> tuple[torc
     return q.reshape(n, k).to(torch.uint8), scale, zero
 
 
-def rtn_to_bcq(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rtn_to_bcq(
+    q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact conversion of uniform codes to BCQ: s·(q − z) = Σ_b s·2^(b−1)·B_b + s·((2^bits − 1)/2 − z)."""
     q = q.long()
     signs = torch.stack([((q >> b) & 1) * 2 - 1 for b in range(bits)]).to(torch.int8)  # (bits, N, K)

@@ -9,7 +9,9 @@ from eval.labels import PredictedActions, direction_class, labels_from_actions, 
 
 
 def _pred(labels: dict) -> PredictedActions:
-    return PredictedActions(labels["fb"], labels["lr"], labels["pitch"], labels["yaw"], labels["keys"].astype(int), labels["camera"])
+    return PredictedActions(
+        labels["fb"], labels["lr"], labels["pitch"], labels["yaw"], labels["keys"].astype(int), labels["camera"]
+    )
 
 
 def test_pair_class_follows_gameworld_both_pressed_is_none():

@@ -117,7 +117,10 @@ def test_kv_cache_matches_full_forward_far_beyond_the_window():
     full = model(x, sigma, keys, camera, mask)
     cache = KVCache(DIT_CFG.window)
     for t in range(T):
-        out = model(x[:, t : t + 1], sigma[:, t : t + 1], keys[:, t : t + 1], camera[:, t : t + 1], mask[:, t : t + 1], pos0=t, cache=cache, commit=1)
+        out = model(
+            x[:, t : t + 1], sigma[:, t : t + 1], keys[:, t : t + 1], camera[:, t : t + 1], mask[:, t : t + 1],
+            pos0=t, cache=cache, commit=1,
+        )
         assert torch.allclose(out[:, 0], full[:, t], atol=1e-5), t
     assert len(cache) == DIT_CFG.window - 1
 
@@ -192,7 +195,9 @@ def test_tiny_overfit_loss_falls_on_one_clip():
     for _ in range(60):
         sigma = torch.rand(4, 4, generator=g)
         eps = torch.randn(4, *z.shape[1:], generator=g)
-        loss, _ = flow_loss(model, z.expand(4, -1, -1, -1, -1), keys.expand(4, -1, -1), camera.expand(4, -1, -1), mask.expand(4, -1), sigma, eps)
+        loss, _ = flow_loss(
+            model, z.expand(4, -1, -1, -1, -1), keys.expand(4, -1, -1), camera.expand(4, -1, -1), mask.expand(4, -1), sigma, eps
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

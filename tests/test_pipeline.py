@@ -43,7 +43,9 @@ def test_save_load_round_trip(tmp_path):
     pipe = tiny_pipeline()
     pipe.save_pretrained(tmp_path / "ckpt")
     names = sorted(p.relative_to(tmp_path / "ckpt").as_posix() for p in (tmp_path / "ckpt").rglob("*") if p.is_file())
-    assert names == ["autoencoder/config.json", "autoencoder/model.safetensors", "config.json", "dit/config.json", "dit/model.safetensors"]
+    assert names == [
+        "autoencoder/config.json", "autoencoder/model.safetensors", "config.json", "dit/config.json", "dit/model.safetensors"
+    ]
     loaded = WorldPipeline.from_pretrained(tmp_path / "ckpt")
     assert loaded.sampling == pipe.sampling and loaded.dit.cfg == pipe.dit.cfg
     assert np.array_equal(loaded(start_image(), ACTIONS, seed=5), pipe(start_image(), ACTIONS, seed=5))
@@ -60,7 +62,9 @@ def test_clear_errors_for_missing_or_corrupt_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="corrupt"):
         WorldPipeline.from_pretrained(tmp_path / "ckpt")
     pipe.save_pretrained(tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "dit" / "config.json").write_text(json.dumps({"dim": 64, "heads": 2, "latent_size": 4, "depth": 2, "window": 3}))
+    (tmp_path / "ckpt" / "dit" / "config.json").write_text(
+        json.dumps({"dim": 64, "heads": 2, "latent_size": 4, "depth": 2, "window": 3})
+    )
     with pytest.raises(ValueError, match="do not match"):
         WorldPipeline.from_pretrained(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "dit" / "config.json").write_text("{oops")

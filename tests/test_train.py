@@ -177,11 +177,12 @@ def test_egomotion_run_on_recorded_clips_replays_depth_and_starts_from_a_model_w
         assert f.get_tensor("inv_depth").shape[1:] == (4, 4) and float(f.get_tensor("inv_depth").float().max()) > 0
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any("eval_depth_l1" in r for r in rows)
+    from data.actions import Action
     from worldmodel.pipeline import WorldPipeline
 
     pipe = WorldPipeline.from_pretrained(out / "pipeline")
     assert pipe.dit.cfg.egomotion and pipe.dit.depth is not None
-    assert pipe(np.zeros((16, 16, 3), np.uint8), [__import__("data.actions").actions.Action({"forward"})] * 2).shape == (3, 16, 16, 3)
+    assert pipe(np.zeros((16, 16, 3), np.uint8), [Action({"forward"})] * 2).shape == (3, 16, 16, 3)
 
 
 def test_memory_base_run_makes_the_memory_bases_once_and_starts_from_the_model_it_continues(tmp_path):

@@ -94,7 +94,9 @@ class AutoencoderConfig:
         for name in ("encoder_blocks", "decoder_blocks"):
             blocks = getattr(self, name)
             if len(blocks) != levels or min(blocks) < 0:
-                raise ValueError(f"autoencoder.{name} needs {levels} non-negative entries for downsample {self.downsample}, got {blocks}")
+                raise ValueError(
+                    f"autoencoder.{name} needs {levels} non-negative entries for downsample {self.downsample}, got {blocks}"
+                )
         for name in ("latent_channels", "encoder_channels", "decoder_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"autoencoder.{name} must be >= 1, got {getattr(self, name)}")
@@ -268,7 +270,10 @@ class TrainConfig:
                 f"dit latent ({self.dit.latent_channels}ch, {self.dit.latent_size}px) does not match the autoencoder's "
                 f"({self.autoencoder.latent_channels}ch, {self.autoencoder.latent_size}px)"
             )
-        for name in ("ae_steps", "ae_warmup_steps", "ae_batch_size", "steps", "batch_size", "log_every", "eval_every", "ckpt_every", "eval_batch", "cache_batch"):
+        for name in (
+            "ae_steps", "ae_warmup_steps", "ae_batch_size", "steps", "batch_size",
+            "log_every", "eval_every", "ckpt_every", "eval_batch", "cache_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seq_len < 2:

@@ -100,7 +100,10 @@ class LatentClips:
 
     def save(self, path: Path, key: dict[str, str]) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
-        tensors = {"latents": self.latents, "keys": self.keys, "camera": self.camera, "segment": self.segment, "val": self.val.to(torch.uint8)}
+        tensors = {
+            "latents": self.latents, "keys": self.keys, "camera": self.camera, "segment": self.segment,
+            "val": self.val.to(torch.uint8),
+        }
         if self.motion is not None and self.inv_depth is not None:
             tensors.update(motion=self.motion, inv_depth=self.inv_depth)
         save_file(tensors, str(tmp), metadata=dict(key))

@@ -70,19 +70,20 @@ def limitations(f: dict, s: dict, p: dict, dit: dict, minutes: float) -> list[st
     yaw_true = s["stats"]["simulator"]["yaw_right"]["yaw_deg_per_frame"]
     fwd, fwd_true = (s["stats"][k]["forward"]["radial_px_per_frame"] for k in ("model", "simulator"))
     if acc < 0.5 or gap < 0.5:
-        out.append(f"- It responds weakly to the actions. On recorded play, another rollout's actions lower PSNR by {gap:.2f} dB; "
-                   f"but from a standing start, a +10 deg/frame turn reads back as {yaw_r:+.2f} deg/frame (the simulator's "
-                   f"video: {yaw_true:+.2f}), walking forward as {fwd:+.3f} px/frame of radial flow (simulator: {fwd_true:+.3f}), "
-                   f"and each generated video is nearest its own action's true video in {acc:.2f} of cases (chance 0.25).")
+        out.append(f"- It responds weakly to the actions. On recorded play, another rollout's actions lower PSNR by "
+                   f"{gap:.2f} dB; but from a standing start, a +10 deg/frame turn reads back as {yaw_r:+.2f} deg/frame "
+                   f"(the simulator's video: {yaw_true:+.2f}), walking forward as {fwd:+.3f} px/frame of radial flow "
+                   f"(simulator: {fwd_true:+.3f}), and each generated video is nearest its own action's true video in "
+                   f"{acc:.2f} of cases (chance 0.25).")
     else:
         out.append(f"- Turns follow the mouse at about {yaw_r / yaw_true:.0%} of the true rate ({yaw_r:+.2f} vs {yaw_true:+.2f} "
                    "deg/frame read back for +10 deg/frame).")
     if 0.25 * fwd_true <= fwd < 0.75 * fwd_true:
         out.append(f"- Walking shows, but short of the truth from a standing start: {fwd:+.3f} px/frame of outward flow "
-                   f"against the simulator's {fwd_true:+.3f} over 8 frames. The step is the game's physics from rest at the depth "
-                   "head's estimate, made on the 16x16 latents, and a step of a fraction of a cell made there reads back "
-                   "weaker than the same step made on pixels (the base alone, measured on 8 scenes: bicubic 2/3 of it, "
-                   "bilinear 1/3). Stepping the decoded pixels instead is the next lever.")
+                   f"against the simulator's {fwd_true:+.3f} over 8 frames. The step is the game's physics from rest at "
+                   "the depth head's estimate, made on the 16x16 latents, and a step of a fraction of a cell made there "
+                   "reads back weaker than the same step made on pixels (the base alone, measured on 8 scenes: bicubic "
+                   "2/3 of it, bilinear 1/3). Stepping the decoded pixels instead is the next lever.")
     if fwd < 0.25 * fwd_true:
         out.append(f"- Walking does not show: forward gives {fwd:+.3f} px/frame of radial flow against the simulator's "
                    f"{fwd_true:+.3f}, and forward videos are nearest the true no-op video in "
@@ -153,11 +154,12 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         "",
         "## What it is",
         f"- Autoencoder: AutoencoderTiny layout, {ae['image_size']}x{ae['image_size']} RGB <-> {ae['latent_channels']} x "
-        f"{ae['image_size'] // ae['downsample']} x {ae['image_size'] // ae['downsample']} latents (downsample {ae['downsample']}), "
-        f"encoder {ae['encoder_channels']} / decoder {ae['decoder_channels']} channels; {m['autoencoder_parameters']:,} parameters.",
+        f"{ae['image_size'] // ae['downsample']} x {ae['image_size'] // ae['downsample']} latents "
+        f"(downsample {ae['downsample']}), encoder {ae['encoder_channels']} / decoder {ae['decoder_channels']} channels; "
+        f"{m['autoencoder_parameters']:,} parameters.",
         f"- Denoiser: causal DiT, dim {dit['dim']}, depth {dit['depth']}, {dit['heads']} heads, MLP x{dit['mlp_ratio']}, "
-        f"{dit['patch_size']}x{dit['patch_size']} latent patches ({tokens} tokens a frame), attention window {dit['window']} frames "
-        f"(key/value cache, flat cost per frame), adaLN on noise level + keys ({dit['num_keys']}) + camera "
+        f"{dit['patch_size']}x{dit['patch_size']} latent patches ({tokens} tokens a frame), attention window {dit['window']} "
+        f"frames (key/value cache, flat cost per frame), adaLN on noise level + keys ({dit['num_keys']}) + camera "
         f"(scale {dit['camera_scale']} deg); {m['dit_parameters']:,} parameters.",
         "- What the network predicts is the change from the previous frame turned by the mouse move (pure geometry: "
         f"a pinhole camera of vertical field of view {dit.get('view_fov', 0.0)} deg)"
@@ -181,7 +183,8 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         + (", then a third starting from the second's weights:" if walk else ":"),
         f"  1. `{TRAIN_COMMANDS[0]}`: the autoencoder, then the world model with the plain residual base (2,113 steps);",
         f"  2. `{TRAIN_COMMANDS[1]}`: the world model continued with the base turned by the mouse (`view_fov` "
-        f"{dit.get('view_fov', 0.0)}), one batch in {round(1 / run_cfg['unroll_prob']) if run_cfg.get('unroll_prob') else 'none'} "
+        f"{dit.get('view_fov', 0.0)}), one batch in "
+        f"{round(1 / run_cfg['unroll_prob']) if run_cfg.get('unroll_prob') else 'none'} "
         f"made of its own one-step predictions (anti-drift), lr restarted at {run_cfg['lr']}, stopped at 140 min of world "
         "stage (137 of its first steps ran before `view_fov` was added to the config and were kept; the config now "
         "holds the shipped sampling and that 140-minute budget).",
@@ -189,19 +192,20 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
            f"depth head's estimate (`egomotion`), the new depth head trained on the simulator's inverse depth (squared error on "
            f"frames at noise <= 0.5, weight {walk_cfg.get('depth_weight')}; its first 1,250 steps ran with an L1 loss, "
            f"whose estimates ran a quarter short, then 500 with an uncapped squared error; and until step 1,750 the base "
-           f"was resampled bilinearly, which smears a sub-cell step: the run was stopped and resumed at each change); lr {walk_cfg.get('lr')}, warmup {walk_cfg.get('warmup_steps')}, {walk_steps} steps in {walk_minutes:.1f} min "
+           f"was resampled bilinearly, which smears a sub-cell step: the run was stopped and resumed at each change); "
+           f"lr {walk_cfg.get('lr')}, warmup {walk_cfg.get('warmup_steps')}, {walk_steps} steps in {walk_minutes:.1f} min "
            f"(config: {walk / 'config.json'})."]
           if walk else []),
-        f"  Full config of runs 1-2: {train / 'config.json'}; batch {run_cfg['batch_size']} x {run_cfg['seq_len']} frames, warmup "
-        f"{run_cfg['warmup_steps']}, EMA {run_cfg['ema_decay']}, action dropout {run_cfg['action_dropout']}, context noise "
-        f"up to {run_cfg['context_sigma_max']}.",
+        f"  Full config of runs 1-2: {train / 'config.json'}; batch {run_cfg['batch_size']} x {run_cfg['seq_len']} frames, "
+        f"warmup {run_cfg['warmup_steps']}, EMA {run_cfg['ema_decay']}, action dropout {run_cfg['action_dropout']}, "
+        f"context noise up to {run_cfg['context_sigma_max']}.",
         f"- Autoencoder stage: {ae_final.get('step', '?')} steps in {ae_minutes:.1f} min, reconstruction PSNR "
         f"{ae_final.get('final_psnr', float('nan')):.2f} dB on 512 training frames.",
         f"- World stage: {world_steps} steps in {world_minutes:.1f} min"
         + (f", then {walk_steps} steps in {walk_minutes:.1f} min with the keys' step" if walk else "")
         + " (diffusion forcing, residual prediction, EMA weights shipped).",
-        f"- Hardware: one thread of a 2-core AMD EPYC CPU (AVX-512 VNNI), shared with other work; {ae_minutes + world_minutes + walk_minutes:.0f} "
-        "min of training in all, plus a few minutes encoding the latents.",
+        "- Hardware: one thread of a 2-core AMD EPYC CPU (AVX-512 VNNI), shared with other work; "
+        f"{ae_minutes + world_minutes + walk_minutes:.0f} min of training in all, plus a few minutes encoding the latents.",
     ]
     if last_eval:
         lines.append(
@@ -220,12 +224,14 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         "| frames | PSNR dB | SSIM |",
         "|---|---|---|",
         f"| model | {fmt(f['model_psnr'])} | {fmt(f['model_ssim'], 3)} |",
-        f"| model, another rollout's actions | {fmt(f['model_shuffled_actions_psnr'])} | {fmt(f['model_shuffled_actions_ssim'], 3)} |",
+        f"| model, another rollout's actions | {fmt(f['model_shuffled_actions_psnr'])} | "
+        f"{fmt(f['model_shuffled_actions_ssim'], 3)} |",
         f"| copy the last true frame | {fmt(f['copy_last_psnr'])} | {fmt(f['copy_last_ssim'], 3)} |",
         f"| turn the last true frame by the mouse (geometry only) | {fmt(f['turn_last_psnr'])} | {fmt(f['turn_last_ssim'], 3)} |",
         *([f"| turn it and step it by the keys at the simulator's true depth (geometry only) | {fmt(f['step_last_psnr'])} | "
            f"{fmt(f['step_last_ssim'], 3)} |"] if "step_last_psnr" in f else []),
-        f"| autoencoder reconstruction (ceiling) | {fmt(f['autoencoder_ceiling_psnr'])} | {fmt(f['autoencoder_ceiling_ssim'], 3)} |",
+        f"| autoencoder reconstruction (ceiling) | {fmt(f['autoencoder_ceiling_psnr'])} | "
+        f"{fmt(f['autoencoder_ceiling_ssim'], 3)} |",
         "",
         f"The model beats copy-last on {100 * f['model_beats_copy_fraction']:.0f}% of rollouts. PSNR by frame "
         "(model / copy-last): "
@@ -248,11 +254,13 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         "",
         f"Yaw sign right: {st['model']['yaw_right']['yaw_sign_correct']:.2f} of scenes turning right, "
         f"{st['model']['yaw_left']['yaw_sign_correct']:.2f} turning left. Each generated video's nearest true video "
-        f"(same scene, 4 conditions, by PSNR) is its own condition's in {s['nearest_true_condition_accuracy']:.2f} of cases (chance 0.25).",
+        f"(same scene, 4 conditions, by PSNR) is its own condition's in {s['nearest_true_condition_accuracy']:.2f} of cases "
+        "(chance 0.25).",
         "",
         *walking_lines(m.get("walking", {})),
         f"### Long play: {p['frames']} frames (scripted action loop from the scene {p['start_scene']})",
-        f"Latents finite: {p['latents_finite']}. First flat frame (pixel std < 2): {p.get('first_flat_frame')}. Per-frame pixel mean {p['pixel_mean_min']:.1f}..{p['pixel_mean_max']:.1f}, "
+        f"Latents finite: {p['latents_finite']}. First flat frame (pixel std < 2): {p.get('first_flat_frame')}. "
+        f"Per-frame pixel mean {p['pixel_mean_min']:.1f}..{p['pixel_mean_max']:.1f}, "
         f"pixel std {p['pixel_std_min']:.1f}..{p['pixel_std_max']:.1f}. The simulator played the same actions from the same "
         "start; edge energy (mean absolute grey gradient) says whether the picture still holds blocks:",
         "",

@@ -138,7 +138,9 @@ def memory_residual_base(
     return base + scale * (remembered - clean_moved)
 
 
-def model_base(model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor, camera: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
+def model_base(
+    model: torch.nn.Module, x: torch.Tensor, sigma: torch.Tensor, camera: torch.Tensor, motion: torch.Tensor | None
+) -> torch.Tensor:
     """residual_base as `model` (an unwrapped CausalDiT) was trained to build it: turned when it has a view_fov,
     stepped at its depth head's estimate when it has egomotion (then motion (B, T, 4) is needed)."""
     cfg = model.cfg

@@ -5,6 +5,9 @@ import sys
 
 from eval.idm.cli import add_arguments, main
 
-parser = argparse.ArgumentParser(prog="python -m eval.idm", description="The inverse dynamics model (IDM): which keys and mouse moves turned each frame into the next.")
+parser = argparse.ArgumentParser(
+    prog="python -m eval.idm",
+    description="The inverse dynamics model (IDM): which keys and mouse moves turned each frame into the next.",
+)
 add_arguments(parser)
 sys.exit(main(parser.parse_args()))

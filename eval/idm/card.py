@@ -19,7 +19,11 @@ _FLAGS = {
 def retrain_command(train_config: dict, out: str, init: str | None = None) -> str:
     """The `python -m eval.idm train` line that repeats one recorded run (flags only where not the default)."""
     defaults = asdict(IDMTrainConfig())
-    flags = [f"{flag} {train_config[name]:g}" for name, flag in _FLAGS.items() if name in train_config and train_config[name] != defaults[name]]
+    flags = [
+        f"{flag} {train_config[name]:g}"
+        for name, flag in _FLAGS.items()
+        if name in train_config and train_config[name] != defaults[name]
+    ]
     if init:
         flags.append(f"--init {init}")
     return " ".join(["python -m eval.idm train --out", out, *flags, "--threads 1"])
@@ -35,7 +39,8 @@ def _training_lines(info: dict) -> tuple[str, str]:
         f"run {i + 1}: {run['trained_on']}, {run['steps']} steps in {run['minutes']:g} minutes" for i, run in enumerate(runs)
     )
     commands = " then ".join(
-        f"`{retrain_command(run['train_config'], out, outs[i - 1] if i else None)}`" for i, (run, out) in enumerate(zip(runs, outs))
+        f"`{retrain_command(run['train_config'], out, outs[i - 1] if i else None)}`"
+        for i, (run, out) in enumerate(zip(runs, outs))
     )
     return trained, commands
 
@@ -71,13 +76,18 @@ def write_model_card(out: Path, info: dict, parameters: int) -> None:
             if suite:
                 steps.append(
                     f"after run {i + 1}, {suite['keyboard']:.4f} keyboard (forward/back {suite['acc_fb']:.3f}, left/right "
-                    f"{suite['acc_lr']:.3f}, attack {suite['acc_attack']:.3f}, jump {suite['acc_jump']:.3f}) and {suite['mouse']:.4f} mouse"
+                    f"{suite['acc_lr']:.3f}, attack {suite['acc_attack']:.3f}, jump {suite['acc_jump']:.3f}) and "
+                    f"{suite['mouse']:.4f} mouse"
                 )
         history = (
             "\nOn the 8-scene suite, run by run: " + "; ".join(steps) + ". The continuation runs' settings (how long, "
             "the share of key + camera clips) were chosen by their suite figures, so the suite is not fully "
             "held out from those choices (its worlds never were trained on).\n"
         )
+    last_run = (
+        f"{info['steps']} steps, {info.get('simulating_minutes', 0):.1f} of its {info['minutes']:g} minutes simulating, "
+        f"final loss {info['final_loss']:.3f}"
+    )
     text = f"""# Inverse dynamics model (worldmodel eval)
 
 Reads, from a video of our voxel world, which keys and mouse moves turned each frame into the next. Used by
@@ -89,7 +99,7 @@ per-frame trunk, for temporal consistency. Architecture and training: `eval/idm.
 - Outputs per transition: forward/back and left/right (3 classes each), pitch and yaw direction (3 classes
   each, moving above 0.01 degrees), jump, attack, use, sprint, sneak (binary), camera delta in degrees.
 - Trained on: {trained_on}; {total_minutes:g} minutes of wall time in all on one CPU thread (the last run:
-  {info['steps']} steps, {info.get('simulating_minutes', 0):.1f} of its {info['minutes']:g} minutes simulating, final loss {info['final_loss']:.3f}). Its worlds' seeds are
+  {last_run}). Its worlds' seeds are
   disjoint from the 32 benchmark scenes' (1000-8003) and from the held-out worlds' (1,000,000 and up).
 - Retrain: {retrain}. Training is timed, not counted in steps, so a retrain on another machine
   (or a busier one) gives a similar, not an identical, model.

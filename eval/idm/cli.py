@@ -20,17 +20,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--out", type=Path, default=DEFAULT_PATH, help="checkpoint folder to write")
     train.add_argument("--data", type=Path, default=None, help="recorded clips to add to the simulated ones")
     train.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget, simulation and training together")
-    train.add_argument("--pool-clips", type=int, default=1200, help="simulated clips held at once (fresh ones replace the oldest)")
+    train.add_argument(
+        "--pool-clips", type=int, default=1200, help="simulated clips held at once (fresh ones replace the oldest)"
+    )
     train.add_argument("--pair-input", choices=("difference", "both"), default="difference", help="what the pair network sees")
     train.add_argument("--hidden", type=int, default=IDMConfig.hidden, help="GRU width per direction")
     train.add_argument("--gru-layers", type=int, default=IDMConfig.gru_layers, help="stacked GRU layers")
-    train.add_argument("--simulate-share", type=float, default=IDMTrainConfig.simulate_share, help="share of the time spent simulating")
-    train.add_argument("--benchmark-share", type=float, default=IDMTrainConfig.benchmark_share, help="share of benchmark-like clips")
-    train.add_argument("--key-camera-share", type=float, default=IDMTrainConfig.key_camera_share, help="share of benchmark-like clips holding a key while turning")
-    train.add_argument("--lr", type=float, default=IDMTrainConfig.lr, help="peak learning rate (cosine decay over the time budget)")
+    train.add_argument(
+        "--simulate-share", type=float, default=IDMTrainConfig.simulate_share, help="share of the time spent simulating"
+    )
+    train.add_argument(
+        "--benchmark-share", type=float, default=IDMTrainConfig.benchmark_share, help="share of benchmark-like clips"
+    )
+    train.add_argument(
+        "--key-camera-share", type=float, default=IDMTrainConfig.key_camera_share,
+        help="share of benchmark-like clips holding a key while turning",
+    )
+    train.add_argument(
+        "--lr", type=float, default=IDMTrainConfig.lr, help="peak learning rate (cosine decay over the time budget)"
+    )
     train.add_argument("--init", type=Path, default=None, help="a trained IDM folder to continue from (same architecture)")
     train.add_argument("--seed", type=int, default=0, help="0..9: which block of training worlds, and the initialisation")
-    train.add_argument("--suite-scenes", type=int, default=8, help="score the benchmark (N scenes x 76 actions) after training; 0 skips")
+    train.add_argument(
+        "--suite-scenes", type=int, default=8, help="score the benchmark (N scenes x 76 actions) after training; 0 skips"
+    )
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 trains fastest on a busy machine)")
     test = sub.add_parser("test", help="score a trained IDM on held-out true clips")
     test.add_argument("--model", type=Path, default=DEFAULT_PATH)

@@ -51,7 +51,8 @@ class IDMConfig:
     trunk_channels: tuple[int, int] = (16, 32)
     pair_channels: int = 64
     hidden: int = 96  # per direction of the bidirectional GRU
-    gru_layers: int = 2  # stacked: one layer (keyboard 0.951, mouse 0.998 on the suite) did about as well, held-out a little worse
+    # stacked: one layer (keyboard 0.951, mouse 0.998 on the suite) did about as well, held-out a little worse
+    gru_layers: int = 2
     embed_grid: int = 4  # frame embedding: trunk features average-pooled to embed_grid x embed_grid
     # What the pair network sees of the two frames' trunk maps: "difference" (next minus previous: a still
     # video gives the same input in every world, so the scene's look cannot be read as an action) or

@@ -103,10 +103,16 @@ def train_idm(cfg: IDMTrainConfig, out: str | Path, data: str | Path | None = No
             raise ValueError(f"{cfg.init}: its architecture {start_from.cfg} differs from the one asked for {cfg.model}")
         model.load_state_dict(start_from.state_dict())
         before = json.loads((Path(cfg.init) / "config.json").read_text()).get("training", {})
-        earlier = before.get("earlier_runs", []) + [{k: before.get(k) for k in ("trained_on", "steps", "minutes", "train_config", "held_out")}]
+        earlier = before.get("earlier_runs", []) + [
+            {k: before.get(k) for k in ("trained_on", "steps", "minutes", "train_config", "held_out")}
+        ]
     tests = {
-        "random_play": simulated_clips([cfg.test_seed_offset + i for i in range(cfg.test_clips)], TEST_LENGTH, "random", 0.0, progress),
-        "benchmark_like": simulated_clips([cfg.test_seed_offset + 50_000 + i for i in range(cfg.test_clips)], TEST_LENGTH, "benchmark", 0.0, progress),
+        "random_play": simulated_clips(
+            [cfg.test_seed_offset + i for i in range(cfg.test_clips)], TEST_LENGTH, "random", 0.0, progress
+        ),
+        "benchmark_like": simulated_clips(
+            [cfg.test_seed_offset + 50_000 + i for i in range(cfg.test_clips)], TEST_LENGTH, "benchmark", 0.0, progress
+        ),
     }
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
     budget = cfg.minutes * 60

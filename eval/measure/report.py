@@ -28,37 +28,52 @@ def markdown(r: dict) -> str:
         "",
         f"model beats copy-last on {100 * f['model_beats_copy_fraction']:.0f}% of rollouts.",
         "PSNR by horizon (model / copy-last): "
-        + ", ".join(f"t{t + 1} {m:.1f}/{c:.1f}" for t, (m, c) in enumerate(zip(f["curves"]["model"]["psnr"], f["curves"]["copy_last"]["psnr"]))),
+        + ", ".join(
+            f"t{t + 1} {m:.1f}/{c:.1f}"
+            for t, (m, c) in enumerate(zip(f["curves"]["model"]["psnr"], f["curves"]["copy_last"]["psnr"]))
+        ),
         "",
         f"## (b) responsiveness ({len(s['scenes'])} scenes x {s['frames']} frames, turns {s['turn_deg_per_frame']} deg/frame)",
         "",
-        "| condition | source | yaw deg/frame (eval.pose) | x flow px/frame (median) | x shift px/frame (phase corr.) | radial flow px/frame | yaw sign correct |",
+        "| condition | source | yaw deg/frame (eval.pose) | x flow px/frame (median) | x shift px/frame (phase corr.) "
+        "| radial flow px/frame | yaw sign correct |",
         "|---|---|---|---|---|---|---|",
     ]
     for c in CONDITIONS:
         for source in ("model", "simulator"):
             st = s["stats"][source][c]
             sign = f"{st['yaw_sign_correct']:.2f}" if "yaw_sign_correct" in st else ""
-            lines.append(f"| {c} | {source} | {st['yaw_deg_per_frame']:+.2f} | {st['flow_x_px_per_frame']:+.2f} | {st['shift_px_per_frame']:+.2f} | {st['radial_px_per_frame']:+.3f} | {sign} |")
+            lines.append(
+                f"| {c} | {source} | {st['yaw_deg_per_frame']:+.2f} | {st['flow_x_px_per_frame']:+.2f} "
+                f"| {st['shift_px_per_frame']:+.2f} | {st['radial_px_per_frame']:+.3f} | {sign} |"
+            )
     lines += [
         "",
         f"nearest true condition (by PSNR, same scene): accuracy {s['nearest_true_condition_accuracy']:.2f} (chance 0.25)",
         f"confusion (generated -> nearest true): `{json.dumps(s['nearest_true_condition_confusion'])}`",
-        f"PSNR gain of the true condition over true no-op: `{json.dumps({k: round(v, 2) for k, v in s['psnr_gain_vs_true_noop_db'].items()})}`",
+        "PSNR gain of the true condition over true no-op: "
+        f"`{json.dumps({k: round(v, 2) for k, v in s['psnr_gain_vs_true_noop_db'].items()})}`",
         "",
         f"walking in play ({r['walking']['windows']} windows of recorded forward walking): outward flow px/frame, "
-        f"truth {r['walking'].get('true_radial', float('nan')):+.3f}, model with forward {r['walking'].get('model_forward_radial', float('nan')):+.3f}, "
+        f"truth {r['walking'].get('true_radial', float('nan')):+.3f}, "
+        f"model with forward {r['walking'].get('model_forward_radial', float('nan')):+.3f}, "
         f"model with no-op {r['walking'].get('model_noop_radial', float('nan')):+.3f}",
         "",
         f"## (c) {p['frames']}-frame play",
-        f"latents finite: {p['latents_finite']}; first flat frame (pixel std < 2): {p['first_flat_frame']}; pixel mean {p['pixel_mean_min']:.1f}..{p['pixel_mean_max']:.1f}; "
+        f"latents finite: {p['latents_finite']}; first flat frame (pixel std < 2): {p['first_flat_frame']}; "
+        f"pixel mean {p['pixel_mean_min']:.1f}..{p['pixel_mean_max']:.1f}; "
         f"pixel std {p['pixel_std_min']:.1f}..{p['pixel_std_max']:.1f} (first 100 frames {p['pixel_std_first_100']:.1f}, "
         f"last 100 {p['pixel_std_last_100']:.1f}); latent std {p['latent_std_min']:.2f}..{p['latent_std_max']:.2f}; "
-        f"{p['fps']:.1f} frames/s (1 thread, machine shared). Strip: {p['strip']} (every 100th frame, model above the simulator).",
+        f"{p['fps']:.1f} frames/s (1 thread, machine shared). "
+        f"Strip: {p['strip']} (every 100th frame, model above the simulator).",
         "",
         "| frames | model pixel std | true pixel std | model edge energy | true edge energy | model / true edge |",
         "|---|---|---|---|---|---|",
-        *[f"| {g['frames']} | {g['model_std']:.1f} | {g['true_std']:.1f} | {g['model_edge']:.1f} | {g['true_edge']:.1f} | {g['edge_ratio']:.2f} |" for g in p["segments"]],
+        *[
+            f"| {g['frames']} | {g['model_std']:.1f} | {g['true_std']:.1f} | {g['model_edge']:.1f} | {g['true_edge']:.1f} "
+            f"| {g['edge_ratio']:.2f} |"
+            for g in p["segments"]
+        ],
         "",
         f"## (d) strip: {r['strip']['path']} ({r['strip']['scene']}; {r['strip']['actions']})",
         "PSNR per frame: " + ", ".join(f"{v:.1f}" for v in r["strip"]["psnr_per_frame"]),

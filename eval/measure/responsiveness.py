@@ -106,4 +106,9 @@ def walking_in_play(pipe: WorldPipeline, val_dir: Path, max_windows: int = 40) -
     def radial(videos: np.ndarray | list[np.ndarray]) -> float:
         return float(np.mean([radial_flow(a, b) for v in videos for a, b in zip(v[:-1], v[1:])]))
 
-    return {"windows": len(starts), "true_radial": radial(truths), "model_forward_radial": radial(forward), "model_noop_radial": radial(still)}
+    return {
+        "windows": len(starts),
+        "true_radial": radial(truths),
+        "model_forward_radial": radial(forward),
+        "model_noop_radial": radial(still),
+    }

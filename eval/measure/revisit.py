@@ -99,7 +99,8 @@ def markdown(r: dict) -> str:
         lines.append(f"| {name} | {row['frames']} | {row['model_mean']:.1f} | {row['true_mean']:.1f} |")
     circle = r["paths"]["full_circle"]
     lines += [
-        f"| full_circle, the frame facing away (frame {FACING_AWAY}) | | {circle['model_away_mean']:.1f} | {circle['true_away_mean']:.1f} |",
+        f"| full_circle, the frame facing away (frame {FACING_AWAY}) | | {circle['model_away_mean']:.1f} "
+        f"| {circle['true_away_mean']:.1f} |",
         "",
     ]
     return "\n".join(lines)

@@ -76,7 +76,8 @@ def lut_linear_triton(
     x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor,
     bias: torch.Tensor | None, n: int, group: int, block: tuple[int, int] = (16, 64),
 ) -> torch.Tensor:
-    """y (M, N) float32 for x (M, K), a LutLinear's planes and its scales (alpha (G, bits, Np), offset (G, Np), any float dtype)."""
+    """y (M, N) float32 for x (M, K), a LutLinear's planes and its scales
+    (alpha (G, bits, Np), offset (G, Np), any float dtype)."""
     x = x.contiguous()
     m, k = x.shape
     bits = planes.shape[2]
