@@ -97,10 +97,3 @@ def test_quantized_round_trip(tmp_path):
     loaded = WorldPipeline.from_pretrained(tmp_path / "q")
     assert quant.quant_config_of(loaded.dit) is not None
     assert np.array_equal(loaded(start_image(), ACTIONS, seed=2), expected)
-
-
-def test_stream_bench_measures_one_method_in_process():
-    from worldmodel.bench import measure
-
-    row = measure("fp32", steps=3, threads=1)
-    assert row["method"] == "fp32" and row["fps"] > 0 and row["rss_mb"] > 0 and row["size"] == "64x64"
