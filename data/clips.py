@@ -341,6 +341,13 @@ class ClipWindows(Dataset):
         state["_mmaps"] = {}
         return state
 
+    def clip_frames(self, clip: int) -> np.ndarray:
+        """Every frame of clip number `clip` (index into `names`): uint8 (T, H, W, 3) at this dataset's size."""
+        frames = self._frames(clip)
+        if self.size is not None and frames.shape[1:3] != (self.size, self.size):
+            frames = fit_frames(np.asarray(frames), self.size)
+        return frames
+
     def _frames(self, clip: int) -> np.ndarray:
         path = self.npy_paths[clip]
         if path is None:

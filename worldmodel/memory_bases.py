@@ -117,13 +117,13 @@ def make_memory_bases(
     # Clips of one length walk together (one Session, a batch of games).
     by_length: dict[int, list[int]] = {}
     for c in chosen:
-        by_length.setdefault(len(windows._frames(c)), []).append(c)
-    groups = [cs[i : i + games] for n, cs in sorted(by_length.items()) for i in range(0, len(cs), games)]
+        by_length.setdefault(len(windows.keys[c]), []).append(c)  # one action per frame
+    groups = [cs[i : i + games] for _, cs in sorted(by_length.items()) for i in range(0, len(cs), games)]
     session = Session(dit.eval(), autoencoder.eval(), sampling, seed=0)
-    bar = tqdm(total=sum(len(windows._frames(g[0])) * len(g) for g in groups), desc="memory bases", disable=not show,
-               unit="frame", dynamic_ncols=True)  # fmt: skip
+    total = sum(len(windows.keys[g[0]]) * len(g) for g in groups)
+    bar = tqdm(total=total, desc="memory bases", disable=not show, unit="frame", dynamic_ncols=True)
     for group in groups:
-        frames = np.stack([np.asarray(windows._frames(c)) for c in group])  # (G, T, H, W, 3)
+        frames = np.stack([np.asarray(windows.clip_frames(c)) for c in group])  # (G, T, H, W, 3)
         pictures = torch.zeros(len(group), frames.shape[1], C, h, w)
         shares = torch.zeros(len(group), frames.shape[1], h, w)
         for t in range(frames.shape[1]):
