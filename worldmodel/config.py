@@ -16,6 +16,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from data.actions import KEYS
@@ -340,19 +341,27 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
         raise ValueError(f"{where}: {err}") from err
 
 
-def load_train_config(path: str) -> TrainConfig:
-    """Read a training config JSON. A "preset" key fills autoencoder/dit from PRESETS before other keys apply."""
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such config file")
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object from `path`, or a ValueError/FileNotFoundError that names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (not a worldmodel checkpoint folder, or an incomplete one)")
     try:
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
+        values = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
     except (UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"{path}: not a JSON config ({type(err).__name__})") from err
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
+        raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
+    return values
+
+
+def load_train_config(path: str) -> TrainConfig:
+    """Read a training config JSON. A "preset" key fills autoencoder/dit from PRESETS before other keys apply."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such config file")
+    values = read_json(Path(path))
     preset = values.pop("preset", None)
     if preset is not None:
         if preset not in PRESETS:

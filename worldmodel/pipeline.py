@@ -21,11 +21,11 @@ import torch
 from data.actions import Action
 from data.files import atomic_folder
 from worldmodel.autoencoder import FrameAutoencoder
-from worldmodel.config import SamplingConfig, from_dict, to_dict
+from worldmodel.config import SamplingConfig, from_dict, read_json, to_dict
 from worldmodel.dit import CausalDiT
 from worldmodel.paths import DEFAULT_CHECKPOINT
 from worldmodel.session import Session
-from worldmodel.weights import read_json, write_json
+from worldmodel.weights import write_json
 
 FORMAT = "worldmodel-pipeline"
 VERSION = 1

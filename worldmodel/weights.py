@@ -14,25 +14,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from data.files import atomic_path, write_text_atomic
-from worldmodel.config import from_dict, to_dict
+from worldmodel.config import from_dict, read_json, to_dict
 from worldmodel.finite import check_weights
 
 Config = TypeVar("Config")
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from `path`, or a ValueError/FileNotFoundError that names the file and what is wrong."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (not a worldmodel checkpoint folder, or an incomplete one)")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
-    except (UnicodeDecodeError, RecursionError) as err:
-        raise ValueError(f"{path}: not a JSON config ({type(err).__name__})") from err
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
-    return values
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
