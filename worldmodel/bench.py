@@ -19,7 +19,8 @@ bytes. bitsandbytes is left out (its CPU paths are fallbacks, many times slower 
 from __future__ import annotations
 
 import statistics
-import time
+
+from worldmodel.interleaved import step_times_in_turns
 
 QUICK_METHODS = ["fp32", "int8", "lut4"]
 FULL_METHODS = ["fp32", "int8", "lut4", "lut3", "lut2"]
@@ -62,15 +63,8 @@ def run(quick: bool) -> list[dict]:
         for act in actions[:WARMUP_FRAMES]:
             sessions[method].step(act)
 
-    seconds: dict[str, list[float]] = {method: [] for method in methods}
-    t = WARMUP_FRAMES
-    for _ in range(rounds):
-        for method, session in sessions.items():
-            start = time.perf_counter()
-            for act in actions[t : t + round_frames]:
-                session.step(act)
-            seconds[method].append((time.perf_counter() - start) / round_frames)
-        t += round_frames
+    seconds = step_times_in_turns(sessions, actions, WARMUP_FRAMES, rounds, round_frames)
+    t = WARMUP_FRAMES + rounds * round_frames  # the profile rounds go on from there
 
     rows = []
     for method in methods:

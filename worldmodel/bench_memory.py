@@ -12,6 +12,7 @@ import dataclasses
 import time
 
 from quant.cpu_info import cpu_name
+from worldmodel.interleaved import step_times_in_turns
 
 ROUNDS, ROUND_FRAMES = 10, 20
 
@@ -42,16 +43,7 @@ def run(quick: bool) -> list[dict]:
         session.start(image)
         for act in acts[:5]:  # warm-up: allocator, a full context window
             session.step(act)
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    rounds = 3 if quick else ROUNDS
-    t = 5
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            start = time.perf_counter()
-            for act in acts[t : t + ROUND_FRAMES]:
-                session.step(act)
-            times[name].append((time.perf_counter() - start) / ROUND_FRAMES)
-        t += ROUND_FRAMES
+    times = step_times_in_turns(sessions, acts, 5, 3 if quick else ROUNDS, ROUND_FRAMES)
     ratios = [a / b for a, b in zip(times["with memory"], times["without memory"])]
     rows = [
         {
