@@ -188,7 +188,9 @@ def test_world_memory_brings_back_the_start_after_a_full_circle(models, walking_
     f2, z2 = play(Session(walking_dit, ae, sampling, seed=1, use_cache=False), start, ACTIONS * 2)
     for a, b in zip(z1, z2):
         assert torch.allclose(a, b, atol=1e-4)
-    np.testing.assert_array_equal(f1, f2)
+    # The same frames, up to float rounding: a pixel on a half level may round the other way.
+    differ = np.abs(np.asarray(f1, np.int16) - np.asarray(f2, np.int16))
+    assert differ.max() <= 1 and (differ > 0).mean() < 1e-3
 
 
 def test_world_memory_stays_bounded_in_a_long_play(models, walking_dit):
