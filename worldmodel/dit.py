@@ -180,9 +180,12 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, bands, cache: KVCache | None, layer: int):
         """x (B, L, D) -> (B, L, D), plus this input's keys and values (B, H, L, hd) for the cache."""
         B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, hd)
-        q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, L, hd)
+        # q and k normed and rotated together: one call each instead of two (their norms' weights side by side).
+        qk_weight = torch.stack([self.q_norm.weight, self.k_norm.weight])[:, None, None, None]  # (2, 1, 1, 1, hd)
+        qk = F.rms_norm(qkv[:2], (self.head_dim,), eps=self.q_norm.eps) * qk_weight
+        q, k = apply_rope(qk, cos, sin)
+        v = qkv[2]
         k_all, v_all = k, v
         if cache is not None and layer < len(cache.keys) and cache.keys[layer] is not None:
             k_all = torch.cat([cache.keys[layer], k], dim=2)
