@@ -186,24 +186,24 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile_vnni(
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xb, w[v]);
     }
   }
-  __m512 sw[NV], bias[NV];
+  // Dequantize in place, then add the outlier columns: each weight vector is loaded once for all MR rows.
+  __m512 f[MR][NV];
   for (int v = 0; v < NV; ++v) {
-    sw[v] = _mm512_loadu_ps(e.sw + n0 + 16 * v);
-    bias[v] = _mm512_loadu_ps(e.bias + n0 + 16 * v);
+    const __m512 sw = _mm512_loadu_ps(e.sw + n0 + 16 * v), bias = _mm512_loadu_ps(e.bias + n0 + 16 * v);
+    for (int r = 0; r < MR; ++r)
+      f[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_mul_ps(_mm512_set1_ps(e.sx[m + r]), sw), bias);
   }
-  for (int r = 0; r < MR; ++r) {
-    const __m512 s = _mm512_set1_ps(e.sx[m + r]);
-    __m512 f[NV];
-    for (int v = 0; v < NV; ++v)
-      f[v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_mul_ps(s, sw[v]), bias[v]);
-    for (int64_t c = 0; c < e.ncols; ++c) {
+  for (int64_t c = 0; c < e.ncols; ++c) {
+    const float* wc = e.wcols + ((n0 / 16) * e.ncols + c) * 16;  // block v is ncols·16 floats further
+    __m512 wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(wc + v * e.ncols * 16);
+    for (int r = 0; r < MR; ++r) {
       const __m512 xv = _mm512_set1_ps(e.xo[(m + r) * e.ncols + c]);
-      const float* wc = e.wcols + ((n0 / 16) * e.ncols + c) * 16;  // block v is ncols·16 floats further
-      for (int v = 0; v < NV; ++v) f[v] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(wc + v * e.ncols * 16), f[v]);
+      for (int v = 0; v < NV; ++v) f[r][v] = _mm512_fmadd_ps(xv, wv[v], f[r][v]);
     }
-    float* yrow = e.y + (m + r) * e.N + n0;
-    for (int v = 0; v < NV; ++v) store16(yrow + 16 * v, f[v], valid - 16 * v);
   }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) store16(e.y + (m + r) * e.N + n0 + 16 * v, f[r][v], valid - 16 * v);
 }
 
 // ---------------------------------------------------------------- AVX2
@@ -245,26 +245,25 @@ void tile_avx2(const uint8_t* xq, int64_t ldx, const int8_t* wp, int64_t block_s
       }
     }
   }
-  __m256 sw[NV], bias[NV];
+  __m256 f[MR][NV];
   for (int v = 0; v < NV; ++v) {
-    sw[v] = _mm256_loadu_ps(e.sw + n0 + 8 * v);
-    bias[v] = _mm256_loadu_ps(e.bias + n0 + 8 * v);
+    const __m256 sw = _mm256_loadu_ps(e.sw + n0 + 8 * v), bias = _mm256_loadu_ps(e.bias + n0 + 8 * v);
+    for (int r = 0; r < MR; ++r)
+      f[r][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][v]), _mm256_mul_ps(_mm256_set1_ps(e.sx[m + r]), sw), bias);
   }
-  for (int r = 0; r < MR; ++r) {
-    const __m256 s = _mm256_set1_ps(e.sx[m + r]);
-    __m256 f[NV];
-    for (int v = 0; v < NV; ++v)
-      f[v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][v]), _mm256_mul_ps(s, sw[v]), bias[v]);
-    for (int64_t c = 0; c < e.ncols; ++c) {
+  for (int64_t c = 0; c < e.ncols; ++c) {
+    const float* wc = e.wcols + ((n0 / 16) * e.ncols + c) * 16;
+    __m256 wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = _mm256_loadu_ps(wc + (v / 2) * e.ncols * 16 + 8 * (v % 2));
+    for (int r = 0; r < MR; ++r) {
       const __m256 xv = _mm256_set1_ps(e.xo[(m + r) * e.ncols + c]);
-      const float* wc = e.wcols + ((n0 / 16) * e.ncols + c) * 16;
-      for (int v = 0; v < NV; ++v)
-        f[v] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wc + (v / 2) * e.ncols * 16 + 8 * (v % 2)), f[v]);
+      for (int v = 0; v < NV; ++v) f[r][v] = _mm256_fmadd_ps(xv, wv[v], f[r][v]);
     }
-    float* yrow = e.y + (m + r) * e.N + n0;
-    for (int v = 0; v < NV; ++v) store8(yrow + 8 * v, f[v], valid - 8 * v);
   }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) store8(e.y + (m + r) * e.N + n0 + 8 * v, f[r][v], valid - 8 * v);
 }
+
 using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, int64_t,
                         const Epilogue&, int64_t, int64_t);
 
