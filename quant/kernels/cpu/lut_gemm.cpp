@@ -3,10 +3,14 @@
 // In the spirit of T-MAC (Wei et al., 2024): for each row of X and each run c of 4
 // activations, the 16 signed sums T_c[code] = Σ_j ±x_j are built once, quantized to
 // 7-bit integers ([-63, 63]) with one scale per (row, group), and kept as a 16-byte
-// table. `vpshufb` then looks up 32 channels' codes in one instruction (the same table
-// broadcast into both 128-bit lanes). The lookups of two runs add up in int8 (at most
-// 126), are widened to int16 by shifts and summed over the group (at most 128 pairs
-// · 126 fits in int16), then scaled by alpha's 8-bit code and the table scale in fp32.
+// table, shifted by +64 into unsigned bytes ([1, 127]). `vpshufb` then looks up 32
+// channels' codes in one instruction (the same table broadcast into both 128-bit lanes).
+// The lookups of two runs add up in uint8 (at most 254), are widened to int16 with one
+// AND (even bytes) or one logical shift (odd bytes), and summed over the group from a start
+// of -64·runs that undoes the shift (every partial sum stays within ±16384 for groups up to
+// 1024), then scaled by alpha's 8-bit code and the table scale in fp32. The results are
+// the same integers as with signed tables; unsigned bytes just widen in one op instead of
+// a shift pair, and on Zen 3 the shifts compete with `vpshufb` for the same two ports.
 // Two rows of X are processed together so they share the unpacking of the codes. On CPUs with
 // AVX-512BW the same loop runs on 512-bit registers (64 channels per shuffle), picked at
 // run time.
@@ -32,12 +36,13 @@
 namespace {
 
 // Tables for one row: T (C, 16) int8, scale (G,) and group sums (G,).
-void build_tables(const float* x, int64_t K, int64_t group, int8_t* tables, float* scale, float* sums) {
+void build_tables(const float* x, int64_t K, int64_t group, uint8_t* tables, float* scale, float* sums) {
   // Sign patterns for codes 0..7 and 8..15: s_j(c) = +1 if bit j of c is set.
   alignas(32) float sgn[4][16];
   for (int j = 0; j < 4; ++j)
     for (int c = 0; c < 16; ++c) sgn[j][c] = ((c >> j) & 1) ? 1.0f : -1.0f;
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i shift = _mm256_set1_epi16(64);  // [-63, 63] -> [1, 127]
   const int64_t G = K / group;
   for (int64_t g = 0; g < G; ++g) {
     const float* xg = x + g * group;
@@ -59,8 +64,8 @@ void build_tables(const float* x, int64_t K, int64_t group, int8_t* tables, floa
       }
       const __m256i qlo = _mm256_cvtps_epi32(_mm256_mul_ps(lo, inv));
       const __m256i qhi = _mm256_cvtps_epi32(_mm256_mul_ps(hi, inv));
-      const __m256i w16 = _mm256_packs_epi32(qlo, qhi);  // lanes: lo0-3 hi0-3 | lo4-7 hi4-7
-      const __m256i b8 = _mm256_packs_epi16(w16, w16);
+      const __m256i w16 = _mm256_add_epi16(_mm256_packs_epi32(qlo, qhi), shift);  // lo0-3 hi0-3 | lo4-7 hi4-7
+      const __m256i b8 = _mm256_packus_epi16(w16, w16);
       const __m256i ordered = _mm256_permutevar8x32_epi32(b8, order);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(tables + ((g * group + i) / 4) * 16),
                        _mm256_castsi256_si128(ordered));
@@ -98,7 +103,7 @@ inline void add_scaled(__m256 (*acc)[8], const __m256i (*sums16)[4], const uint8
 
 struct Problem {
   const uint8_t* planes;
-  const int8_t* tables;
+  const uint8_t* tables;  // (M, C, 16), entries shifted by +64
   const float* tscale;
   const float* gsums;
   const uint8_t* alpha_code;
@@ -131,7 +136,8 @@ inline void finish_row(const Problem& p, int64_t nb, int64_t m, const __m256* ac
 // Rows m..m+MR-1 against the 64 channels of block nb.
 template <int MR>
 void block_rows(const Problem& p, int64_t nb, int64_t m) {
-  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i nibble = _mm256_set1_epi8(0x0F), low_byte = _mm256_set1_epi16(0x00FF);
+  const __m256i unshift = _mm256_set1_epi16(static_cast<int16_t>(-64 * p.runs));  // 2 · 64 per pair of runs
   const uint8_t* block = p.planes + nb * p.C * p.bits * 32;
   __m256 acc[MR][8];
   for (int r = 0; r < MR; ++r)
@@ -140,8 +146,8 @@ void block_rows(const Problem& p, int64_t nb, int64_t m) {
     for (int64_t b = 0; b < p.bits; ++b) {
       __m256i sums[MR][4];
       for (int r = 0; r < MR; ++r)
-        for (int v = 0; v < 4; ++v) sums[r][v] = _mm256_setzero_si256();
-      // Two runs at a time: with 7-bit tables, two lookups add up in int8 without overflow,
+        for (int v = 0; v < 4; ++v) sums[r][v] = unshift;
+      // Two runs at a time: with 7-bit tables, two lookups add up in uint8 without overflow,
       // which halves the widening work.
       for (int64_t c = g * p.runs; c < (g + 1) * p.runs; c += 2) {
         const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + (c * p.bits + b) * 32));
@@ -149,15 +155,15 @@ void block_rows(const Problem& p, int64_t nb, int64_t m) {
         const __m256i la = _mm256_and_si256(ca, nibble), ha = _mm256_and_si256(_mm256_srli_epi16(ca, 4), nibble);
         const __m256i lb = _mm256_and_si256(cb, nibble), hb = _mm256_and_si256(_mm256_srli_epi16(cb, 4), nibble);
         for (int r = 0; r < MR; ++r) {
-          const int8_t* t = p.tables + ((m + r) * p.C + c) * 16;
+          const uint8_t* t = p.tables + ((m + r) * p.C + c) * 16;
           const __m256i ta = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
           const __m256i tb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16)));
           const __m256i r0 = _mm256_add_epi8(_mm256_shuffle_epi8(ta, la), _mm256_shuffle_epi8(tb, lb));
           const __m256i r1 = _mm256_add_epi8(_mm256_shuffle_epi8(ta, ha), _mm256_shuffle_epi8(tb, hb));
-          sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_srai_epi16(_mm256_slli_epi16(r0, 8), 8));  // channels 0..15
-          sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_srai_epi16(r0, 8));                        // 16..31
-          sums[r][2] = _mm256_add_epi16(sums[r][2], _mm256_srai_epi16(_mm256_slli_epi16(r1, 8), 8));  // 32..47
-          sums[r][3] = _mm256_add_epi16(sums[r][3], _mm256_srai_epi16(r1, 8));                        // 48..63
+          sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_and_si256(r0, low_byte));  // channels 0..15
+          sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_srli_epi16(r0, 8));       // 16..31
+          sums[r][2] = _mm256_add_epi16(sums[r][2], _mm256_and_si256(r1, low_byte));  // 32..47
+          sums[r][3] = _mm256_add_epi16(sums[r][3], _mm256_srli_epi16(r1, 8));       // 48..63
         }
       }
       float scale[MR];
@@ -177,7 +183,8 @@ bool cpu_has_avx512bw() {
 // (low nibbles in the lower half, high nibbles in the upper half), halving the work.
 template <int MR>
 __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p, int64_t nb, int64_t m) {
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i nibble = _mm512_set1_epi8(0x0F), low_byte = _mm512_set1_epi16(0x00FF);
+  const __m512i unshift = _mm512_set1_epi16(static_cast<int16_t>(-64 * p.runs));
   const uint8_t* block = p.planes + nb * p.C * p.bits * 32;
   __m256 acc[MR][8];
   for (int r = 0; r < MR; ++r)
@@ -185,7 +192,7 @@ __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p
   for (int64_t g = 0; g < p.G; ++g) {
     for (int64_t b = 0; b < p.bits; ++b) {
       __m512i even[MR], odd[MR];
-      for (int r = 0; r < MR; ++r) even[r] = odd[r] = _mm512_setzero_si512();
+      for (int r = 0; r < MR; ++r) even[r] = odd[r] = unshift;
       for (int64_t c = g * p.runs; c < (g + 1) * p.runs; c += 2) {
         const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + (c * p.bits + b) * 32));
         const __m256i cb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + ((c + 1) * p.bits + b) * 32));
@@ -195,12 +202,12 @@ __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p
         const __m512i ib = _mm512_and_si512(
             _mm512_inserti64x4(_mm512_castsi256_si512(cb), _mm256_srli_epi16(cb, 4), 1), nibble);
         for (int r = 0; r < MR; ++r) {
-          const int8_t* t = p.tables + ((m + r) * p.C + c) * 16;
+          const uint8_t* t = p.tables + ((m + r) * p.C + c) * 16;
           const __m512i ta = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
           const __m512i tb = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16)));
           const __m512i looked = _mm512_add_epi8(_mm512_shuffle_epi8(ta, ia), _mm512_shuffle_epi8(tb, ib));
-          even[r] = _mm512_add_epi16(even[r], _mm512_srai_epi16(_mm512_slli_epi16(looked, 8), 8));  // ch 0..15 | 32..47
-          odd[r] = _mm512_add_epi16(odd[r], _mm512_srai_epi16(looked, 8));                         // ch 16..31 | 48..63
+          even[r] = _mm512_add_epi16(even[r], _mm512_and_si512(looked, low_byte));  // ch 0..15 | 32..47
+          odd[r] = _mm512_add_epi16(odd[r], _mm512_srli_epi16(looked, 8));        // ch 16..31 | 48..63
         }
       }
       __m256i sums[MR][4];
@@ -241,11 +248,11 @@ torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor al
               "N, K or bits do not match the packed weight and its scales");
 
 
-  auto tables = torch::empty({M, C, 16}, torch::kInt8);
+  auto tables = torch::empty({M, C, 16}, torch::kUInt8);
   auto tscale = torch::empty({M, G}, torch::kFloat32);
   auto gsums = torch::empty({M, G}, torch::kFloat32);
   const float* xp = x.data_ptr<float>();
-  int8_t* tp = tables.data_ptr<int8_t>();
+  uint8_t* tp = tables.data_ptr<uint8_t>();
   float* sp = tscale.data_ptr<float>();
   float* gp = gsums.data_ptr<float>();
   // Small jobs stay on one thread (waking a second costs more than it saves).
