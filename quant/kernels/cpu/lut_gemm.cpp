@@ -73,10 +73,7 @@ void build_tables(const float* x, int64_t K, int64_t group, uint8_t* tables, flo
   }
 }
 
-// 8 uint8 / int8 codes, or 8 bfloat16 values, as 8 floats.
-inline __m256 u8_to_float(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
+// 8 int8 codes, or 8 bfloat16 values, as 8 floats.
 inline __m256 i8_to_float(const int8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
@@ -85,18 +82,34 @@ inline __m256 bf16_to_float(const uint16_t* p) {  // bfloat16 is the top half of
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
-// For each row r: acc[r][0..7] (64 channels as 8×8 floats) += scale[r] · alpha_code[0..63] · sums[r],
-// sums as 4 int16 vectors of 16. The rows share the conversion of the codes.
+// For each row r: iacc[r] += alpha_code[0..63] · sums[r] in int32, sums as 4 int16 vectors of
+// 16 channels. `vpmaddwd` against the codes with every other 16-bit lane zeroed multiplies
+// the even and the odd channels apart, so iacc[r][2v] holds channels 16v + 0, 2, .., 14 and
+// iacc[r][2v + 1] channels 16v + 1, 3, .., 15 (finish_row puts them back in order). Exact: a
+// plane's sum is at most 63·runs ≤ 16128, a code 255, and 4 planes stay below 2^24, so the
+// conversion to float once per group is exact too. The rows share the widening of the codes,
+// and the multiplies use ports the lookups leave idle.
 template <int MR>
-inline void add_scaled(__m256 (*acc)[8], const __m256i (*sums16)[4], const uint8_t* alpha_code, const float* scale) {
+inline void add_plane(__m256i (*iacc)[8], const __m256i (*sums16)[4], const uint8_t* alpha_code) {
+  const __m256i even = _mm256_set1_epi32(0x0000FFFF);
   for (int v = 0; v < 4; ++v) {
-    const __m256 a_lo = u8_to_float(alpha_code + 16 * v), a_hi = u8_to_float(alpha_code + 16 * v + 8);
+    const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(alpha_code + 16 * v)));
+    const __m256i a_even = _mm256_and_si256(a, even), a_odd = _mm256_andnot_si256(even, a);
     for (int r = 0; r < MR; ++r) {
-      const __m256 s = _mm256_set1_ps(scale[r]);
-      const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sums16[r][v]));
-      const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(sums16[r][v], 1));
-      acc[r][2 * v] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), s), a_lo, acc[r][2 * v]);
-      acc[r][2 * v + 1] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), s), a_hi, acc[r][2 * v + 1]);
+      iacc[r][2 * v] = _mm256_add_epi32(iacc[r][2 * v], _mm256_madd_epi16(sums16[r][v], a_even));
+      iacc[r][2 * v + 1] = _mm256_add_epi32(iacc[r][2 * v + 1], _mm256_madd_epi16(sums16[r][v], a_odd));
+    }
+  }
+}
+
+// End of group g: acc[r] += table scale · iacc[r], and iacc starts over.
+template <int MR>
+inline void add_group(__m256 (*acc)[8], __m256i (*iacc)[8], const float* tscale, int64_t G, int64_t g) {
+  for (int r = 0; r < MR; ++r) {
+    const __m256 s = _mm256_set1_ps(tscale[r * G + g]);
+    for (int v = 0; v < 8; ++v) {
+      acc[r][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r][v]), s, acc[r][v]);
+      iacc[r][v] = _mm256_setzero_si256();
     }
   }
 }
@@ -116,9 +129,16 @@ struct Problem {
 };
 
 // Row m, block nb: y = alpha_scale · acc + offset_scale · Σ_g gsum_g · offset_code[g] + bias.
-inline void finish_row(const Problem& p, int64_t nb, int64_t m, const __m256* acc) {
+inline void finish_row(const Problem& p, int64_t nb, int64_t m, const __m256* split) {
   const int64_t n0 = nb * 64, valid = std::min<int64_t>(64, p.N - n0);
   const float* gsums = p.gsums + m * p.G;
+  __m256 acc[8];  // split holds the even and the odd channels of each 16 apart (add_plane): interleave them
+  for (int v = 0; v < 4; ++v) {
+    const __m256 lo = _mm256_unpacklo_ps(split[2 * v], split[2 * v + 1]);  // channels 0-3 | 8-11
+    const __m256 hi = _mm256_unpackhi_ps(split[2 * v], split[2 * v + 1]);  // channels 4-7 | 12-15
+    acc[2 * v] = _mm256_permute2f128_ps(lo, hi, 0x20);
+    acc[2 * v + 1] = _mm256_permute2f128_ps(lo, hi, 0x31);
+  }
   alignas(32) float out[64];
   for (int v = 0; v < 8; ++v) {
     const int64_t n = n0 + 8 * v;
@@ -140,8 +160,9 @@ void block_rows(const Problem& p, int64_t nb, int64_t m) {
   const __m256i unshift = _mm256_set1_epi16(static_cast<int16_t>(-64 * p.runs));  // 2 · 64 per pair of runs
   const uint8_t* block = p.planes + nb * p.C * p.bits * 32;
   __m256 acc[MR][8];
+  __m256i iacc[MR][8];
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < 8; ++v) acc[r][v] = _mm256_setzero_ps();
+    for (int v = 0; v < 8; ++v) acc[r][v] = _mm256_setzero_ps(), iacc[r][v] = _mm256_setzero_si256();
   for (int64_t g = 0; g < p.G; ++g) {
     for (int64_t b = 0; b < p.bits; ++b) {
       __m256i sums[MR][4];
@@ -166,10 +187,9 @@ void block_rows(const Problem& p, int64_t nb, int64_t m) {
           sums[r][3] = _mm256_add_epi16(sums[r][3], _mm256_srli_epi16(r1, 8));       // 48..63
         }
       }
-      float scale[MR];
-      for (int r = 0; r < MR; ++r) scale[r] = p.tscale[(m + r) * p.G + g];
-      add_scaled<MR>(acc, sums, p.alpha_code + (g * p.bits + b) * p.Np + nb * 64, scale);
+      add_plane<MR>(iacc, sums, p.alpha_code + (g * p.bits + b) * p.Np + nb * 64);
     }
+    add_group<MR>(acc, iacc, p.tscale + m * p.G, p.G, g);
   }
   for (int r = 0; r < MR; ++r) finish_row(p, nb, m + r, acc[r]);
 }
@@ -187,8 +207,9 @@ __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p
   const __m512i unshift = _mm512_set1_epi16(static_cast<int16_t>(-64 * p.runs));
   const uint8_t* block = p.planes + nb * p.C * p.bits * 32;
   __m256 acc[MR][8];
+  __m256i iacc[MR][8];
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < 8; ++v) acc[r][v] = _mm256_setzero_ps();
+    for (int v = 0; v < 8; ++v) acc[r][v] = _mm256_setzero_ps(), iacc[r][v] = _mm256_setzero_si256();
   for (int64_t g = 0; g < p.G; ++g) {
     for (int64_t b = 0; b < p.bits; ++b) {
       __m512i even[MR], odd[MR];
@@ -211,14 +232,13 @@ __attribute__((target("avx512f,avx512bw"))) void block_rows_512(const Problem& p
         }
       }
       __m256i sums[MR][4];
-      float scale[MR];
       for (int r = 0; r < MR; ++r) {
         sums[r][0] = _mm512_castsi512_si256(even[r]), sums[r][1] = _mm512_castsi512_si256(odd[r]);
         sums[r][2] = _mm512_extracti64x4_epi64(even[r], 1), sums[r][3] = _mm512_extracti64x4_epi64(odd[r], 1);
-        scale[r] = p.tscale[(m + r) * p.G + g];
       }
-      add_scaled<MR>(acc, sums, p.alpha_code + (g * p.bits + b) * p.Np + nb * 64, scale);
+      add_plane<MR>(iacc, sums, p.alpha_code + (g * p.bits + b) * p.Np + nb * 64);
     }
+    add_group<MR>(acc, iacc, p.tscale + m * p.G, p.G, g);
   }
   for (int r = 0; r < MR; ++r) finish_row(p, nb, m + r, acc[r]);
 }
@@ -241,6 +261,7 @@ torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor al
   const int64_t M = x.size(0), K = x.size(1);
   const int64_t NB = planes.size(0), C = planes.size(1), bits = planes.size(2), Np = 64 * NB;
   TORCH_CHECK(C * 4 == K && K % group == 0 && group % 8 == 0 && group <= 1024, "K, group and planes do not match");
+  TORCH_CHECK(bits >= 1 && bits <= 4, "at most 4 bit-planes (the int32 plane sums stay exact in float below 2^24)");
   const int64_t G = K / group, runs = group / 4;
   TORCH_CHECK(N <= Np && alpha_code.dim() == 3 && alpha_code.size(0) == G && alpha_code.size(1) == bits &&
                   alpha_code.size(2) == Np && offset_code.dim() == 2 && offset_code.size(0) == G &&
