@@ -147,8 +147,14 @@ inline void finish_row(const Problem& p, int64_t nb, int64_t m, const __m256* sp
       off = _mm256_fmadd_ps(_mm256_set1_ps(gsums[g]), i8_to_float(p.offset_code + g * p.Np + n), off);
     const __m256 y = _mm256_fmadd_ps(acc[v], bf16_to_float(p.alpha_scale + n),
                                      _mm256_mul_ps(off, bf16_to_float(p.offset_scale + n)));
-    _mm256_store_ps(out + 8 * v, y);
+    if (valid == 64) {  // a whole block: straight to y (bias has N entries, so only here can it be loaded whole)
+      float* yv = p.y + m * p.N + n;
+      _mm256_storeu_ps(yv, p.bias ? _mm256_add_ps(y, _mm256_loadu_ps(p.bias + n)) : y);
+    } else {
+      _mm256_store_ps(out + 8 * v, y);
+    }
   }
+  if (valid == 64) return;
   float* yrow = p.y + m * p.N + n0;
   for (int64_t j = 0; j < valid; ++j) yrow[j] = p.bias ? out[j] + p.bias[n0 + j] : out[j];
 }
