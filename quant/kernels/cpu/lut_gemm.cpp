@@ -37,33 +37,40 @@ namespace {
 
 // Tables for one row: T (C, 16) int8, scale (G,) and group sums (G,).
 void build_tables(const float* x, int64_t K, int64_t group, uint8_t* tables, float* scale, float* sums) {
-  // Sign patterns for codes 0..7 and 8..15: s_j(c) = +1 if bit j of c is set.
-  alignas(32) float sgn[4][16];
+  // Sign patterns for codes 0..7: s_j(c) = +1 if bit j of c is set. Codes 8..15 need no FMAs:
+  // s_j(15 - c) = -s_j(c), so T[8 + i] = -T[7 - i] (and the same for the rounded entries).
+  alignas(32) float sgn[4][8];
   for (int j = 0; j < 4; ++j)
-    for (int c = 0; c < 16; ++c) sgn[j][c] = ((c >> j) & 1) ? 1.0f : -1.0f;
+    for (int c = 0; c < 8; ++c) sgn[j][c] = ((c >> j) & 1) ? 1.0f : -1.0f;
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
   const __m256i shift = _mm256_set1_epi16(64);  // [-63, 63] -> [1, 127]
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   const int64_t G = K / group;
   for (int64_t g = 0; g < G; ++g) {
     const float* xg = x + g * group;
-    float amax = 0.0f, total = 0.0f;
-    for (int64_t i = 0; i < group; i += 4) {
-      const float s = std::fabs(xg[i]) + std::fabs(xg[i + 1]) + std::fabs(xg[i + 2]) + std::fabs(xg[i + 3]);
-      amax = std::max(amax, s);  // the largest entry of a table is Σ|x_j|
-      total += xg[i] + xg[i + 1] + xg[i + 2] + xg[i + 3];
+    // The largest entry of a run's table is Σ|x_j|: two runs per vector, summed by two hadds.
+    __m256 vmax = _mm256_setzero_ps(), vsum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < group; i += 8) {
+      const __m256 v = _mm256_loadu_ps(xg + i);
+      vsum = _mm256_add_ps(vsum, v);
+      const __m256 a = _mm256_andnot_ps(sign_mask, v);
+      const __m256 pairs = _mm256_hadd_ps(a, a);
+      vmax = _mm256_max_ps(vmax, _mm256_hadd_ps(pairs, pairs));
     }
+    alignas(32) float lane_max[8], lane_sum[8];
+    _mm256_store_ps(lane_max, vmax);
+    _mm256_store_ps(lane_sum, vsum);
+    float amax = 0.0f, total = 0.0f;
+    for (int l = 0; l < 8; ++l) amax = std::max(amax, lane_max[l]), total += lane_sum[l];
     scale[g] = amax / 63.0f;
     sums[g] = total;
     const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 63.0f / amax : 0.0f);
     for (int64_t i = 0; i < group; i += 4) {
-      __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-      for (int j = 0; j < 4; ++j) {
-        const __m256 xj = _mm256_set1_ps(xg[i + j]);
-        lo = _mm256_fmadd_ps(xj, _mm256_load_ps(sgn[j]), lo);
-        hi = _mm256_fmadd_ps(xj, _mm256_load_ps(sgn[j] + 8), hi);
-      }
-      const __m256i qlo = _mm256_cvtps_epi32(_mm256_mul_ps(lo, inv));
-      const __m256i qhi = _mm256_cvtps_epi32(_mm256_mul_ps(hi, inv));
+      __m256 lo = _mm256_setzero_ps();
+      for (int j = 0; j < 4; ++j) lo = _mm256_fmadd_ps(_mm256_set1_ps(xg[i + j]), _mm256_load_ps(sgn[j]), lo);
+      const __m256i qlo = _mm256_cvtps_epi32(_mm256_mul_ps(lo, inv));  // rounds half to even: symmetric
+      const __m256i qhi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_permutevar8x32_epi32(qlo, reverse));
       const __m256i w16 = _mm256_add_epi16(_mm256_packs_epi32(qlo, qhi), shift);  // lo0-3 hi0-3 | lo4-7 hi4-7
       const __m256i b8 = _mm256_packus_epi16(w16, w16);
       const __m256i ordered = _mm256_permutevar8x32_epi32(b8, order);
