@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -282,13 +283,17 @@ torch::Tensor lut_linear(torch::Tensor x, torch::Tensor planes, torch::Tensor al
               "N, K or bits do not match the packed weight and its scales");
 
 
-  auto tables = torch::empty({M, C, 16}, torch::kUInt8);
-  auto tscale = torch::empty({M, G}, torch::kFloat32);
-  auto gsums = torch::empty({M, G}, torch::kFloat32);
+  // Per-thread buffers kept across calls (a frame makes ~110 calls; three tensors per call cost
+  // a few µs, several % of a 64-token call): tables (M, C, 16), table scales and group sums (M, G).
+  thread_local std::vector<uint8_t> table_buf;
+  thread_local std::vector<float> tscale_buf, gsum_buf;
+  table_buf.resize(M * C * 16);
+  tscale_buf.resize(M * G);
+  gsum_buf.resize(M * G);
   const float* xp = x.data_ptr<float>();
-  uint8_t* tp = tables.data_ptr<uint8_t>();
-  float* sp = tscale.data_ptr<float>();
-  float* gp = gsums.data_ptr<float>();
+  uint8_t* tp = table_buf.data();
+  float* sp = tscale_buf.data();
+  float* gp = gsum_buf.data();
   // Small jobs stay on one thread (waking a second costs more than it saves).
   at::parallel_for(0, M, std::max<int64_t>(4, (1 << 15) / K), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) build_tables(xp + m * K, K, group, tp + m * C * 16, sp + m * G, gp + m * G);
