@@ -263,6 +263,20 @@ def test_lut_cpu_kernel_with_int8_tables_tracks_dequantize_then_matmul(bits: int
         assert sqnr_db(by_dequant, layer(x)) >= 32.0
 
 
+def test_lut_cpu_kernel_int16_and_int32_sums_hold_at_their_bounds():
+    """The largest group (1024 inputs) with every lookup at the table's extreme: the biased int16 group sums reach
+    ±16128 and the int32 plane sums 4 · 16128 · alpha code; the result must still track dequantize-then-matmul."""
+    if load_cpu_kernel("lut_gemm") is None:
+        pytest.skip("the LUT CPU kernel could not be built here")
+    layer = LutLinear.from_float(gaussian_linear(1024, 70), LutConfig(bits=4, group_size=1024, method="rtn"))
+    layer.planes.fill_(0xFF)  # every code 15: each lookup reads T[15] = Σ_j x_j, the table's largest entry
+    for sign in (1.0, -1.0):
+        x = torch.full((3, 1024), sign)  # exact tables: T[15] = ±4 -> ±63
+        x[1] *= 0.5
+        by_dequant = nn.functional.linear(x, layer.dequantized_weight(), layer.bias)
+        torch.testing.assert_close(layer(x), by_dequant, rtol=1e-4, atol=1e-3)
+
+
 def test_lut_cpu_kernel_avx512_and_avx2_paths_agree_exactly():
     kernel = load_cpu_kernel("lut_gemm")
     if kernel is None or kernel.isa() != "avx512bw":

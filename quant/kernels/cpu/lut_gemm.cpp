@@ -8,9 +8,10 @@
 // The lookups of two runs add up in uint8 (at most 254), are widened to int16 with one
 // AND (even bytes) or one logical shift (odd bytes), and summed over the group from a start
 // of -64·runs that undoes the shift (every partial sum stays within ±16384 for groups up to
-// 1024), then scaled by alpha's 8-bit code and the table scale in fp32. The results are
-// the same integers as with signed tables; unsigned bytes just widen in one op instead of
-// a shift pair, and on Zen 3 the shifts compete with `vpshufb` for the same two ports.
+// 1024). Unsigned bytes widen in one op instead of a shift pair (on Zen 3 the shifts compete
+// with `vpshufb` for the same two ports). Each bit-plane's sums are multiplied by alpha's
+// 8-bit code with `vpmaddwd` and added up in int32 over the planes (exact, and on ports the
+// lookups leave idle); the table scale is applied in fp32 once per group.
 // Two rows of X are processed together so they share the unpacking of the codes. On CPUs with
 // AVX-512BW the same loop runs on 512-bit registers (64 channels per shuffle), picked at
 // run time.
