@@ -113,6 +113,29 @@ def test_int8_cpu_kernel_equals_reference(use_vnni: int, threshold: float):
         torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("use_vnni", [1, 0], ids=["avx512vnni", "avx2"])
+def test_int8_cpu_kernel_edges_equal_reference(use_vnni: int):
+    """Ragged shapes, many outlier columns, no bias, an all-zero row, and more rows than one chunk of tiles."""
+    kernel = int8_kernel()
+    if use_vnni and kernel.isa() != "avx512vnni":
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    qmax = 127 if use_vnni else 63
+    # (M, K, N, outlier columns, bias): M not a multiple of the row tile, N not of 16, K not of 4,
+    # outliers in a third of the columns, M past one chunk of rows (64 at K = 4096).
+    for m, k, n, columns, bias in [(5, 3, 7, 1, True), (33, 131, 50, 40, False), (70, 4096, 20, 16, True),
+                                   (13, 64, 100, 0, False)]:
+        linear = gaussian_linear(k, n)
+        if not bias:
+            linear.bias = None
+        layer = Int8Linear.from_float(linear, Int8Config(6.0))
+        x = with_outliers(m, k, columns=columns, scale=20.0)
+        x[m // 2] = 0.0  # a zero row: scale 0, the output is the bias plus nothing
+        bias_arg = layer.bias if bias else torch.empty(0)
+        y = kernel.int8_linear(x, layer.weight_int8, layer.weight_scale, layer.weight_sum, bias_arg, n, 6.0, use_vnni)
+        ref = reference.int8_linear(x, layer.weight_int8_rows(), layer.weight_scale, layer.bias, 6.0, qmax)
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_int8_sqnr_floor_on_gaussian_data():
     linear = gaussian_linear(256, 128)
     layer = Int8Linear.from_float(linear, Int8Config())
@@ -238,6 +261,20 @@ def test_lut_cpu_kernel_with_int8_tables_tracks_dequantize_then_matmul(bits: int
         # 7-bit tables: one rounding per table entry, scaled per group
         # of activations (measured 35.6-37.2 dB at groups of 128), far above the weight quantization noise (10-20 dB).
         assert sqnr_db(by_dequant, layer(x)) >= 32.0
+
+
+def test_lut_cpu_kernel_int16_and_int32_sums_hold_at_their_bounds():
+    """The largest group (1024 inputs) with every lookup at the table's extreme: the biased int16 group sums reach
+    ±16128 and the int32 plane sums 4 · 16128 · alpha code; the result must still track dequantize-then-matmul."""
+    if load_cpu_kernel("lut_gemm") is None:
+        pytest.skip("the LUT CPU kernel could not be built here")
+    layer = LutLinear.from_float(gaussian_linear(1024, 70), LutConfig(bits=4, group_size=1024, method="rtn"))
+    layer.planes.fill_(0xFF)  # every code 15: each lookup reads T[15] = Σ_j x_j, the table's largest entry
+    for sign in (1.0, -1.0):
+        x = torch.full((3, 1024), sign)  # exact tables: T[15] = ±4 -> ±63
+        x[1] *= 0.5
+        by_dequant = nn.functional.linear(x, layer.dequantized_weight(), layer.bias)
+        torch.testing.assert_close(layer(x), by_dequant, rtol=1e-4, atol=1e-3)
 
 
 def test_lut_cpu_kernel_avx512_and_avx2_paths_agree_exactly():
