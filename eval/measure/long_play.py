@@ -72,7 +72,7 @@ def long_play(pipe: WorldPipeline, frames: int, strip_path: Path, plays: int = 3
         "plays": plays,
         "start_scene": scene.name,
         "seconds": seconds,
-        "fps": frames / seconds,  # batch frames/s: each step makes `plays` frames
+        "fps": frames / seconds,  # steps/s of the batch: each step makes `plays` frames
         "latents_finite": finite,
         "pixel_mean_min": float(means.min()),
         "pixel_mean_max": float(means.max()),
