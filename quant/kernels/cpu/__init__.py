@@ -73,7 +73,7 @@ def load(name: str) -> ModuleType | None:
     if os.environ.get("WORLDMODEL_NO_CPU_KERNELS") == "1":
         return None
     if not _cpu_has_avx2_fma():
-        warnings.warn(f"quant: this CPU lacks AVX2/FMA; {name} falls back to the slow reference path")
+        warnings.warn(f"quant: this CPU lacks AVX2/FMA; {name} falls back to the slow reference path", stacklevel=2)
         return None
     from torch.utils.cpp_extension import _get_build_directory
     from torch.utils.cpp_extension import load as build
@@ -82,7 +82,8 @@ def load(name: str) -> ModuleType | None:
     try:
         build_dir = Path(_get_build_directory(extension, verbose=False))
     except Exception as err:  # no writable cache folder: stay correct, get slow
-        warnings.warn(f"quant: no folder to build the {name} CPU kernel in ({err}); using the slow reference path")
+        warnings.warn(f"quant: no folder to build the {name} CPU kernel in ({err}); using the slow reference path",
+                      stacklevel=2)
         return None
     return guarded_build(
         lambda: build(name=extension, sources=[str(HERE / f"{name}.cpp")], extra_cflags=FLAGS,
