@@ -1,11 +1,12 @@
 """`worldmodel bench web`: live play through the real server, as browsers see it, at 1, 4 and 8 loopback clients.
 
 The `worldmodel web` server (Gradio + the live socket, app/live.py) runs in this process on a free loopback port
-with the shipped model at one torch thread per step; the clients are WebSocket clients in this process's event
-loop that do what the page's script does: acknowledge each frame as it arrives and flip W on and off every half
-second. Input-to-frame latency is from sending a change of keys to the first frame that has seen it (the
-frame header says which input it has seen); frames/s is per client. Then 8 clients play for a minute while the
-server's resident memory is sampled: before, at its peak, and after they have gone.
+with the shipped model, its live worlds stepped together by one BatchStepper at `worldmodel web`'s default torch
+threads. The clients are WebSocket clients in this process's event loop that do what the page's script does:
+acknowledge each frame as it arrives and flip W on and off every half second. Input-to-frame latency is from
+sending a change of keys to the first frame that has seen it (the frame header says which input it has seen);
+frames/s is per client. Then 8 clients play for a minute while the server's resident memory is sampled: before,
+at its peak, and after they have gone.
 """
 
 from __future__ import annotations
@@ -116,28 +117,32 @@ def run(quick: bool) -> list[dict]:
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from app.web import WebSettings, build_demo, serve
+    from app.web import WEB_THREADS, WebSettings, build_demo, serve
     from app.worlds import DEFAULT_MODEL, WorldFactory, scene_start
     from worldmodel.bench_memory import cpu_name, rss_mb
 
     quants = ("fp32", "int8")
     settings = WebSettings(models=(DEFAULT_MODEL,), quants=quants, port=free_port(), max_sessions=max(CLIENT_COUNTS))
-    factory = WorldFactory("cpu", threads=1)
+    factory = WorldFactory("cpu", threads=WEB_THREADS)
     start = scene_start("plain_0")
     alone = {quant: model_alone(factory(DEFAULT_MODEL, quant, start, 0), start.image, 1.0 if quick else 4.0)
              for quant in quants}  # also loads each pipeline and compiles its kernels before the clock starts
     demo = build_demo(factory, settings)
     app, _ = serve(demo, settings, block=False)
     url = f"ws://127.0.0.1:{settings.port}/live/socket"
-    cpu, workers = cpu_name(), app.live.executor._max_workers
+    import torch
+
+    cpu, torch_threads = cpu_name(), torch.get_num_threads()
     seconds, warmup = (3.0, 1.0) if quick else (MEASURE_S, WARMUP_S)
     rows = []
     try:
         for quant in quants:
             ticket, _ = app.live_ticket(DEFAULT_MODEL, quant, "plain_0", None)
             rows.append({"quant": quant, "clients": 0, "what": "the model alone, no server",
-                         "fps_per_client": alone[quant], "step_workers": 1, "cpu": cpu})
+                         "fps_per_client": alone[quant], "torch_threads": torch_threads, "cpu": cpu})
             for clients in CLIENT_COUNTS:
+                stepper = app.live.stepper
+                rounds, steps = stepper.rounds, stepper.steps
                 out = asyncio.run(play(url, ticket, clients, seconds, warmup))
                 latency = np.array(out["latencies"] or [np.nan]) * 1e3
                 rows.append({
@@ -148,7 +153,8 @@ def run(quick: bool) -> list[dict]:
                     "latency_p50_ms": float(np.percentile(latency, 50)),
                     "latency_p95_ms": float(np.percentile(latency, 95)),
                     "errors": len(out["errors"]) + app.live.errors,
-                    "step_workers": workers, "cpu": cpu,
+                    "mean_batch": (stepper.steps - steps) / max(1, stepper.rounds - rounds),
+                    "torch_threads": torch_threads, "cpu": cpu,
                 })  # fmt: skip
                 time.sleep(0.5)  # the last connections' worlds close
 
@@ -168,7 +174,7 @@ def run(quick: bool) -> list[dict]:
             "fps_slowest_client": min(out["fps"], default=0.0),
             "errors": len(out["errors"]) + app.live.errors,
             "rss_mb_before": before, "rss_mb_peak": top, "rss_mb_after": rss_mb(),
-            "worlds_left": len(app.pool), "step_workers": workers, "cpu": cpu,
+            "worlds_left": len(app.pool), "torch_threads": torch_threads, "cpu": cpu,
         })  # fmt: skip
     finally:
         demo.close()

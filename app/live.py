@@ -18,9 +18,10 @@ server -> client: each frame as one binary message, a 12-byte header `<III` (mes
 seq the frame has seen, the world's frame index) and then the PNG; everything else is JSON text with a "type".
 
 Backpressure: a connection steps its world only while fewer than `max_in_flight` frames are unacknowledged,
-so a slow client gets fewer but always the newest frames and no queue grows anywhere. Fairness: every step
-runs in one thread pool sized to the cores (torch at one thread each), so the event loop never waits on the
-model and the pool's FIFO queue takes the clients in turn.
+so a slow client gets fewer but always the newest frames and no queue grows anywhere. Stepping: every
+connection hands its steps to one BatchStepper (app/stepper.py), which steps the worlds waiting together in
+one batched pass, each one frame a round; so the event loop never waits on the model, and no player waits
+behind another's queue. Starting a world, encoding a frame and saving a recording run in a small thread pool.
 
 Hostile input: the origin must be a loopback host (or one the server was told to allow), and every message
 is checked for size, rate and field types. A bad message closes that one connection with a reason
@@ -50,6 +51,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from app.session_pool import PoolFull, SessionPool, World, WorldExpired
+from app.stepper import BatchStepper
 from app.worlds import SessionFactory, StartPoint, model_label
 from data.actions import FPS, KEYS, MAX_CAMERA_DEG, NOOP, Action, reject_constant
 
@@ -76,7 +78,8 @@ class LiveSettings:
     idle_close_s: float = 600.0  # no key or mouse input for this long: the connection is closed
     record_max_frames: int = 2400  # two minutes at 20 frames/s (12 KB a frame in memory)
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # hosts an Origin header may name
-    workers: int = 0  # model steps at once; 0: one per core
+    workers: int = 0  # threads that start worlds, encode frames and save recordings; 0: one per core
+    step_workers: int = 0  # model passes side by side in a round (app/stepper.py); 0: one per core
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1 or self.max_fps <= 0 or self.max_message_bytes < 64:
@@ -273,7 +276,8 @@ class LiveServer:
                  settings: LiveSettings = LiveSettings()) -> None:
         self.factory, self.pool, self.tickets, self.settings = factory, pool, tickets, settings
         self.recordings = out_dir / "recordings"
-        self.executor = ThreadPoolExecutor(settings.workers or worker_count(), thread_name_prefix="live-step")
+        self.executor = ThreadPoolExecutor(settings.workers or worker_count(), thread_name_prefix="live-work")
+        self.stepper = BatchStepper(workers=settings.step_workers or worker_count())
         self.connections = 0
         self.errors = 0  # internal errors (a model step that raised), for the bench and the tests
 
@@ -300,6 +304,7 @@ class LiveServer:
         app.add_api_route(RECORDING_PATH + "/{name}", recording, methods=["GET"])
 
     def close(self) -> None:
+        self.stepper.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -422,23 +427,17 @@ class Connection:
             act, seq = self.input.take_action()
             world = self.world
             try:
-                frame, png = await loop.run_in_executor(self.server.executor, self._step, world, act)
+                self.server.pool.get(self.handle)  # keeps the world from idle expiry; raises WorldExpired if it is gone
             except WorldExpired as err:
                 raise Closing(1000, str(err)[:120]) from None
+            frame = await asyncio.wrap_future(self.server.stepper.submit(world, act))
+            png = await loop.run_in_executor(self.server.executor, encode_png, frame)
             if world is not self.world:
                 continue  # restarted meanwhile: this frame belongs to the old world
             self.frame = frame
             if self.recording is not None and not self.recording.add(act, frame):
                 await self.save_recording()
             await self.send_frame(png, seq, world.frames)
-
-    def _step(self, world: World, act: Action) -> tuple[np.ndarray, bytes]:
-        """In a worker thread: one model step, and its PNG."""
-        self.server.pool.get(self.handle)  # keeps the world from idle expiry; raises WorldExpired if it is gone
-        with world.lock:
-            frame = world.session.step(act)
-            world.frames += 1
-        return frame, encode_png(frame)
 
     def _start(self, token: str) -> tuple[str, np.ndarray, bytes, str, int]:
         """In a worker thread: a new world from a ticket, in this connection's pool slot. -> handle, frame, png, label, seed."""

@@ -14,7 +14,7 @@ from worldmodel.autoencoder import FrameAutoencoder, to_model_range
 from worldmodel.config import PRESETS, SamplingConfig
 from worldmodel.dit import CausalDiT
 from worldmodel.schedule import move_view, turn_view
-from worldmodel.session import Session
+from worldmodel.session import Session, step_together
 
 torch.set_num_threads(1)
 AE_CFG, DIT_CFG = PRESETS["wm-tiny"]
@@ -244,3 +244,37 @@ def test_observe_takes_in_known_frames_and_gives_the_memory_base(models, walking
     assert float(covered_turned.mean()) < float(covered.mean())
     np.testing.assert_array_equal(session.shown[0], turned)
     assert session.pos == 2
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_sessions_stepped_together_make_the_frames_they_make_alone(models, walking_dit, memory):
+    ae, _ = models
+    sampling = SamplingConfig(steps=2, context_sigma=0.1, memory=memory)
+    # Three plays started at different times (frames 0, 2 and 5 by the time they join), one of them a batch of two.
+    starts = [image(1, 16), np.stack([image(2, 16), image(3, 16)]), image(4, 16)]
+    ahead = [6, 4, 1]
+
+    def begin() -> list[Session]:
+        sessions = [Session(walking_dit, ae, sampling, seed=i) for i in range(3)]
+        for session, start, n in zip(sessions, starts, ahead):
+            session.start(start)
+            for t in range(n):
+                session.step(ACTIONS[t % 3])
+        return sessions
+
+    alone, together = begin(), begin()
+    assert together[0].stepping_key() != together[2].stepping_key()  # frame 1: its cache is not yet full
+    with pytest.raises(ValueError, match="cannot be stepped together"):
+        step_together(together, [NOOP] * 3)
+    for t in range(4):
+        acts = [ACTIONS[t % 3], [ACTIONS[(t + 1) % 3], NOOP], Action(camera=(0.0, 10.0))]
+        expected = [s.step(a) for s, a in zip(alone, acts)]
+        ready = [i for i, s in enumerate(together) if s.stepping_key() == together[0].stepping_key()]
+        got = step_together([together[i] for i in ready], [acts[i] for i in ready])
+        for i in set(range(3)) - set(ready):
+            got.insert(i, together[i].step(acts[i]))
+        for a, b in zip(expected, got):
+            differ = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+            assert a.shape == b.shape and differ.max() <= 1 and (differ > 0).mean() < 2e-3
+    assert [s.pos for s in together] == [10, 8, 5]
+    assert len({s.stepping_key() for s in together}) == 1  # all past their first frames now

@@ -49,18 +49,18 @@ def sincos_2d(dim: int, grid: int) -> torch.Tensor:
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin (L, head_dim) for integer frame positions (L,), laid out for apply_rope: each pair's angle twice,
-    the sine signed (-, +) per pair. Angles in float64: positions grow without end."""
+    """cos/sin (..., L, head_dim) for integer frame positions (..., L), laid out for apply_rope: each pair's angle
+    twice, the sine signed (-, +) per pair. Angles in float64: positions grow without end."""
     inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-    angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
+    angles = positions.to(torch.float64)[..., None] * inv_freq
     cos, sin = angles.cos().float(), angles.sin().float()
     return torch.stack((cos, cos), dim=-1).flatten(-2), torch.stack((-sin, sin), dim=-1).flatten(-2)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x (B, H, L, hd) rotated pairwise, (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos), with rope_tables' (L, hd)
-    tables: two products and a sum over whole rows, the pairs swapped by a view (on a CPU about twice as fast
-    as rotating strided halves and stacking them)."""
+    tables, or (B, 1, L, hd) ones when each game has its own positions: two products and a sum over whole rows,
+    the pairs swapped by a view (on a CPU about twice as fast as rotating strided halves and stacking them)."""
     swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
     return x * cos + swapped * sin
 
@@ -127,6 +127,28 @@ class KVCache:
 
     def __len__(self) -> int:
         return int(self.positions.numel())
+
+    @staticmethod
+    def joined(caches: list[KVCache]) -> KVCache:
+        """Several plays' caches as one batch (along dim 0), to step them together. They must hold the same
+        number of frames; the batch takes the first one's positions (the others differ by DiT.forward's
+        rope_shift)."""
+        first = caches[0]
+        if any(len(c) != len(first) or len(c.keys) != len(first.keys) or c.window != first.window for c in caches):
+            raise ValueError("caches holding different numbers of frames cannot be stepped together")
+        keys = [torch.cat([c.keys[layer] for c in caches]) for layer in range(len(first.keys))]
+        values = [torch.cat([c.values[layer] for c in caches]) for layer in range(len(first.keys))]
+        return KVCache(first.window, keys, values, first.positions.clone())
+
+    def parted(self, sizes: list[int], shifts: list[int]) -> list[KVCache]:
+        """Undo joined: each play's rows (`sizes` of them, in order) with its own positions (the batch's plus
+        its shift)."""
+        keys = [k.split(sizes) for k in self.keys]
+        values = [v.split(sizes) for v in self.values]
+        return [
+            KVCache(self.window, [k[i] for k in keys], [v[i] for v in values], self.positions + shift)
+            for i, shift in enumerate(shifts)
+        ]
 
 
 # ---------------------------------------------------------------- embedders
@@ -339,6 +361,7 @@ class CausalDiT(nn.Module):
         commit: int = 0,
         with_depth: bool = False,
         base_in: torch.Tensor | None = None,
+        rope_shift: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predict, for every frame, the network output F (see schedule.py for what it means).
 
@@ -348,6 +371,9 @@ class CausalDiT(nn.Module):
         cache: context frames seen before (their keys/values); the first `commit` frames of x are appended to it.
         base_in (B, T, C + 1, h, w): each frame's residual base and the memory's coverage (dit.base_input; zeros
         when absent: no base, nothing remembered).
+        rope_shift (B,) integers: added to each game's frame positions, for RoPE only. Games stepped together from
+        different points of their plays (worldmodel.session.step_together) share pos0 and the cache's layout;
+        RoPE, the only place absolute positions enter, still rotates each at its own.
         Returns (B, T, C, h, w); with_depth=True (a model with a depth head) also each frame's inverse depth
         (B, T, h, w), computed in the same call so that DistributedDataParallel sees every weight used.
         """
@@ -368,7 +394,10 @@ class CausalDiT(nn.Module):
             raise ValueError(f"cache ends at frame {int(past_pos[-1])} but the input starts at frame {pos0}")
         k_pos = torch.cat([past_pos, q_pos])
         bands = frame_bands(q_pos, k_pos, cfg.window, N)
-        cos, sin = rope_tables(q_pos.repeat_interleave(N), cfg.dim // cfg.heads)
+        rope_pos = q_pos.repeat_interleave(N)
+        if rope_shift is not None:
+            rope_pos = (rope_pos[None] + rope_shift.cpu()[:, None])[:, None]  # (B, 1, L): broadcast over heads
+        cos, sin = rope_tables(rope_pos, cfg.dim // cfg.heads)
         cos, sin = cos.to(x.device), sin.to(x.device)
 
         h = tokens

@@ -32,6 +32,18 @@ class FrameInputs:
     act_mask: torch.Tensor  # (B,) bool
     base_in: torch.Tensor | None = None  # (B, C + 1, h, w): the base it was made from and the memory's coverage
 
+    @staticmethod
+    def joined(frames: list[FrameInputs]) -> FrameInputs:
+        """Several plays' frames as one batch (session.step_together); a missing base_in reads as zeros."""
+        fields = [torch.cat([getattr(f, name) for f in frames]) for name in ("x", "sigma", "keys", "camera", "act_mask")]
+        base_in = None
+        if any(f.base_in is not None for f in frames):
+            fill = next(f.base_in for f in frames if f.base_in is not None)
+            base_in = torch.cat([
+                f.base_in if f.base_in is not None else fill.new_zeros(len(f.x), *fill.shape[1:]) for f in frames
+            ])
+        return FrameInputs(*fields, base_in)
+
     def stacked(self, others: list[FrameInputs]) -> tuple[torch.Tensor, ...]:
         frames = others + [self]
         names = ("x", "sigma", "keys", "camera", "act_mask")
@@ -86,6 +98,7 @@ def sample_frame(
     motion: torch.Tensor | None = None,
     base: torch.Tensor | None = None,
     covered: torch.Tensor | None = None,
+    rope_shift: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sample the latent of frame `pos` (B, C, h, w) from pure noise (B, C, h, w).
 
@@ -96,6 +109,8 @@ def sample_frame(
     base (B, C, h, w): the residual base when the caller made it (the Session's world memory, reprojected on
     pixels); by default the previous frame moved on the latent grid (latent_base). covered (B, h, w): the share
     of each latent cell the memory covered, for a model that reads its base (dit.base_input).
+    rope_shift (B,): each game's frame index minus `pos`, for games at different points of their plays stepped
+    together (CausalDiT.forward).
     Returns the frame's latent and, for a dit.base_input model, what it read beside it (the frame's base_in in
     the context from then on; None otherwise).
     """
@@ -121,9 +136,10 @@ def sample_frame(
                 return model(*current.stacked(history), pos0=0, base_in=current.stacked_base_in(history))[:, -1]
             if first_pass and pending is not None and i == 0:
                 inputs = current.stacked([pending])
-                return model(*inputs, pos0=pos - 1, cache=cache, commit=1, base_in=current.stacked_base_in([pending]))[:, -1]
+                return model(*inputs, pos0=pos - 1, cache=cache, commit=1, base_in=current.stacked_base_in([pending]),
+                             rope_shift=rope_shift)[:, -1]
             inputs = current.stacked([])
-            return model(*inputs, pos0=pos, cache=cache, base_in=current.stacked_base_in([]))[:, -1]
+            return model(*inputs, pos0=pos, cache=cache, base_in=current.stacked_base_in([]), rope_shift=rope_shift)[:, -1]
 
         z_hat = base + run(act_on, first_pass=True)
         if sampling.guidance != 1.0 and (sampling.guidance_steps == 0 or i < sampling.guidance_steps):

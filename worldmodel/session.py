@@ -25,6 +25,7 @@ break or appear there), so the network paints the new state.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -132,8 +133,19 @@ class Session:
     @torch.no_grad()
     def step(self, act: Action | Sequence[Action]) -> np.ndarray:
         """Advance one frame: `act` (one Action, or B of them) produces the next frame. Returns uint8 frame(s)."""
+        return step_together([self], [act])[0]
+
+    def stepping_key(self) -> tuple:
+        """Sessions with equal keys can be stepped together (step_together): one model, one way of sampling, and
+        contexts filled alike (a cache holds at most window - 1 frames, so every play past its first frames)."""
         if self.batch is None:
             raise RuntimeError("call start(image) before step(action)")
+        filled = len(self.cache) if self.cache is not None else ("alone", id(self))  # uncached: the test reference
+        return (id(self.dit), id(self.autoencoder), self.sampling, str(self.device), filled)
+
+    def _begin_step(self, act: Action | Sequence[Action]) -> _StepInputs:
+        """What this session brings to a step, before the network runs: its actions, the camera's step and, with
+        the memory, the base the network paints on."""
         acts = [act] if isinstance(act, Action) else list(act)
         if len(acts) == 1 and self.batch > 1:
             acts = acts * self.batch
@@ -143,45 +155,28 @@ class Session:
         keys = torch.from_numpy(keys_np).to(self.device)
         camera = torch.from_numpy(camera_np).to(self.device)
         motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
-        pos = self.pos + 1
         views, base, covered = None, None, None
         if self.memories:
             views, remembered, covered = self._memory_picture(keys_np, camera, motion)
             base = self._memory_base(remembered, camera, motion)
-        z_hat, base_in = sample_frame(
-            self.dit,
-            self._noise(self._latent_shape()),
-            keys,
-            camera,
-            history=self.history,
-            pos=pos,
-            sampling=self.sampling,
-            cache=self.cache,
-            pending=self.pending,
-            motion=motion.to(self.device),
-            base=base,
-            covered=covered,
-        )
-        if not bool(torch.isfinite(z_hat).all()):  # the loaders refuse NaN settings and weights; this is the last net
-            raise NonFiniteError(f"frame {pos}: the model produced NaN or infinite values; the checkpoint or its "
-                                 "sampling settings are broken (the frames would be black)")
-        painted = self.autoencoder.decode(z_hat)
-        if views is not None:
-            # What the player sees (the memory's pixels and the network's) is what the network remembers next.
-            shown = self._compose(to_uint8(painted).permute(0, 2, 3, 1).cpu().numpy(), views)
-            z_hat = self.autoencoder.encode(to_model_range(torch.from_numpy(shown).permute(0, 3, 1, 2).to(self.device)))
+        noise = self._noise(self._latent_shape())
+        return _StepInputs(keys, camera, motion.to(self.device), noise, views, base, covered)
+
+    def _end_step(self, inputs: _StepInputs, z_hat: torch.Tensor, base_in: torch.Tensor | None,
+                  shown: np.ndarray) -> np.ndarray:
+        """Take in the frame shown (B, H, W, 3) and its latent z_hat: the context, and with it the memory."""
         # The finished frame joins the context with a little fresh noise, the level it was trained to expect.
         s_c = self.sampling.context_sigma
         self.context_noise = self._noise(self._latent_shape())
         x_ctx = (1 - s_c) * z_hat + s_c * self.context_noise
         on = torch.ones(self.batch, dtype=torch.bool, device=self.device)
-        self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on, base_in)
+        sigma = torch.full((self.batch,), s_c, device=self.device)
+        self.pending = FrameInputs(x_ctx, sigma, inputs.keys, inputs.camera, on, base_in)
         if not self.use_cache:
             self.history.append(self.pending)
-        self.pos = pos
-        if views is None:
-            return self._to_numpy(painted)
-        self._remember(shown, views)
+        self.pos += 1
+        if inputs.views is not None:
+            self._remember(shown, inputs.views)
         return shown[0] if self.single else shown
 
     # ------------------------------------------------------------------ the world memory
@@ -297,6 +292,77 @@ class Session:
         return out[0] if self.single else out
 
 
+
+
+@dataclass
+class _StepInputs:
+    """One session's part of a step, made before the network runs (Session._begin_step)."""
+
+    keys: torch.Tensor  # (B, num_keys)
+    camera: torch.Tensor  # (B, 2)
+    motion: torch.Tensor  # (B, 4)
+    noise: torch.Tensor  # (B, C, h, w): where sampling starts
+    views: list[MemoryView] | None  # with the memory: what it showed from the new poses
+    base: torch.Tensor | None  # (B, C, h, w): the memory-made residual base
+    covered: torch.Tensor | None  # (B, h, w): the share of each latent cell the memory covered
+
+
+@torch.no_grad()
+def step_together(sessions: list[Session], acts: list[Action | Sequence[Action]]) -> list[np.ndarray]:
+    """Advance several sessions a frame each (acts[i] is what Session.step takes for sessions[i]) in one batched
+    pass of the network: a server's players, stepped at the cost of little more than one. Each keeps its own
+    noise, memory and context, and makes the frames it would make alone, up to float rounding (a batch's matrix
+    products round differently). They must share a stepping_key; Session.step is this with one session."""
+    if len(sessions) != len(acts) or not sessions:
+        raise ValueError(f"got {len(acts)} actions for {len(sessions)} sessions")
+    if len({s.stepping_key() for s in sessions}) != 1:
+        raise ValueError("these sessions cannot be stepped together (group them by Session.stepping_key)")
+    first = sessions[0]
+    inputs = [s._begin_step(a) for s, a in zip(sessions, acts)]
+    sizes = [s.batch for s in sessions]
+    shifts = [s.pos - first.pos for s in sessions]  # each play's own frame index, relative to the first's
+
+    def joined(name: str) -> torch.Tensor | None:
+        parts = [getattr(i, name) for i in inputs]
+        return None if parts[0] is None else torch.cat(parts)
+
+    cache, pending, rope_shift = first.cache, first.pending, None
+    if len(sessions) > 1:
+        cache = KVCache.joined([s.cache for s in sessions])
+        pending = FrameInputs.joined([s.pending for s in sessions])
+        rope_shift = torch.tensor(shifts).repeat_interleave(torch.tensor(sizes))
+    pos = first.pos + 1
+    z_hat, base_in = sample_frame(
+        first.dit,
+        joined("noise"),
+        joined("keys"),
+        joined("camera"),
+        history=first.history,
+        pos=pos,
+        sampling=first.sampling,
+        cache=cache,
+        pending=pending,
+        motion=joined("motion"),
+        base=joined("base"),
+        covered=joined("covered"),
+        rope_shift=rope_shift,
+    )
+    if len(sessions) > 1:
+        for session, part in zip(sessions, cache.parted(sizes, shifts)):
+            session.cache = part
+    if not bool(torch.isfinite(z_hat).all()):  # the loaders refuse NaN settings and weights; this is the last net
+        raise NonFiniteError(f"frame {pos}: the model produced NaN or infinite values; the checkpoint or its "
+                             "sampling settings are broken (the frames would be black)")
+    painted = to_uint8(first.autoencoder.decode(z_hat)).permute(0, 2, 3, 1).cpu().numpy()  # (sum B, H, W, 3)
+    shown = np.split(painted, np.cumsum(sizes)[:-1])
+    if first.memories:
+        # What the player sees (the memory's pixels and the network's) is what the network remembers next.
+        shown = [s._compose(frames, i.views) for s, frames, i in zip(sessions, shown, inputs)]
+        z_hat = first.autoencoder.encode(
+            to_model_range(torch.from_numpy(np.concatenate(shown)).permute(0, 3, 1, 2).to(first.device)))
+    z_parts = z_hat.split(sizes)
+    base_parts = base_in.split(sizes) if base_in is not None else [None] * len(sessions)
+    return [s._end_step(i, z, b, f) for s, i, z, b, f in zip(sessions, inputs, z_parts, base_parts, shown)]
 
 
 def _aligned(head: np.ndarray, view: MemoryView) -> float:
