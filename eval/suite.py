@@ -268,7 +268,7 @@ def _frame_score(scorers: Scorers, dim: str, frames: np.ndarray, ours: Callable[
 
 def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scorers) -> dict[str, Any]:
     """Every dimension for one video (T, H, W, 3) uint8; JSON-ready."""
-    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, pose, scenario, smoothness, temporal
+    from eval import aesthetic, consistency3d, controllability, fidelity, image_quality, scenario, smoothness, temporal
     from eval.idm import model as idm
 
     row: dict[str, Any] = {"name": job.name, "scene": job.scene, "action": job.action, "kind": job.kind}
@@ -304,8 +304,18 @@ def score_video(job: Job, frames: np.ndarray, truth: Truth | None, scorers: Scor
     if truth is not None:
         curves = fidelity.fidelity_curves(frames, truth.frames)
         row["psnr_curve"], row["ssim_curve"] = curves["psnr"], curves["ssim"]
-        row["pose_score"], row["pose_error_deg"] = pose.pose_following(frames, truth.path)
+        row.update(pose_fields(frames, truth.path))
     return row
+
+
+def pose_fields(frames: np.ndarray, true_path: np.ndarray) -> dict[str, Any]:
+    """A video's pose-following figures, and the per-frame turns read from it (NaN: unknown), kept so that a
+    change of the score's form can be re-scored without reading the frames again."""
+    from eval import pose
+
+    steps = pose.recovered_steps(frames)
+    score, err = pose.score_steps(steps, true_path)
+    return {"pose_score": score, "pose_error_deg": err, "pose_steps": _finite(steps.round(4).tolist())}
 
 
 # ---------------------------------------------------------------- the run

@@ -61,6 +61,17 @@ def test_pose_following_ranks_frozen_below_true(walk):
     assert true_err < 10.0 < frozen_err and frozen_score < true_score
 
 
+def test_pose_error_is_measured_over_windows_so_it_does_not_grow_with_length():
+    for frames in (17, 65):
+        true = pose.true_path_from_camera(np.tile([[0.0, 5.0]], (frames - 1, 1)))
+        drifting = true + np.arange(frames)[:, None] * np.array([0.0, 1.0])  # one degree too far every frame
+        assert pose.path_error(drifting, true) == pytest.approx(8.5)  # (1 + ... + 16) / 16, in every window
+    steps = np.diff(true, axis=0, prepend=true[:1])  # 65 frames, every turn read right but one
+    steps[10] = np.nan  # unknown: taken as no turn, 5 degrees behind until the window ends at frame 16
+    score, err = pose.score_steps(steps, true)
+    assert err == pytest.approx(7 * 5.0 / 64) and score == pytest.approx(1 - err / pose.CAP_DEG)
+
+
 def test_true_camera_path_clamps_pitch():
     path = pose.true_path_from_camera(np.array([[60.0, 1.0], [60.0, 1.0]]))
     assert path[-1].tolist() == [90.0, 2.0]

@@ -165,3 +165,30 @@ def test_torchrun_with_two_processes_writes_the_report_of_one(tmp_path):
     summary = json.loads((tmp_path / "one" / "report.json").read_text())["summary"]
     assert all(summary["intervals"][d] is not None for d in ("image_quality", "keyboard", "mouse", "scenario", "ssim"))
     assert np.isfinite(summary["mouse"])
+
+
+def test_rescore_gives_rows_of_the_old_pose_form_the_new_one_and_reassembles(tmp_path, scorers):
+    from eval import pose, rescore
+
+    _run_rank(tmp_path, scorers, 0, 1, report=False)
+    fresh = {p.name: json.loads(p.read_text()) for p in (tmp_path / "videos").glob("*.json")}
+    # Make the folder as an older version of the code left it: no turns kept, another score, the old scorer's name.
+    for name, row in fresh.items():
+        if "pose_steps" in row:
+            old = {k: v for k, v in row.items() if k != "pose_steps"} | {"pose_score": 0.123}
+            (tmp_path / "videos" / name).write_text(json.dumps(old))
+    info = json.loads((tmp_path / "run.json").read_text())
+    info["scorers"]["pose_following"] = "the old form"
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    assert len(rescore.to_do(tmp_path)) == 3
+    assert rescore.main([str(tmp_path)]) == 0
+    again = {p.name: json.loads(p.read_text()) for p in (tmp_path / "videos").glob("*.json")}
+    assert again.keys() == fresh.keys() and rescore.to_do(tmp_path) == []
+    for name, row in again.items():
+        # Re-read from the stored mp4 (H.264 at CRF 18), not the frames themselves: close, not identical.
+        assert row.get("pose_score") == pytest.approx(fresh[name].get("pose_score"), abs=0.03)
+        assert {k: v for k, v in row.items() if not k.startswith("pose")} == {
+            k: v for k, v in fresh[name].items() if not k.startswith("pose")}
+    assert json.loads((tmp_path / "run.json").read_text())["scorers"]["pose_following"] == pose.SCORER_NAME
+    assert (tmp_path / "report.json").is_file()
+    assert rescore.rescore(tmp_path) == 0  # done: nothing left to do
