@@ -12,9 +12,11 @@ at its peak, and after they have gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import socket
+import sys
 import threading
 import time
 
@@ -177,6 +179,7 @@ def run(quick: bool) -> list[dict]:
             "worlds_left": len(app.pool), "torch_threads": torch_threads, "cpu": cpu,
         })  # fmt: skip
     finally:
-        demo.close()
+        with contextlib.redirect_stdout(sys.stderr):  # Gradio says "Closing server ..."; stdout carries --json
+            demo.close()
         app.live.close()
     return rows
