@@ -292,8 +292,6 @@ class Session:
         return out[0] if self.single else out
 
 
-
-
 @dataclass
 class _StepInputs:
     """One session's part of a step, made before the network runs (Session._begin_step)."""
