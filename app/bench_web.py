@@ -144,8 +144,10 @@ def run(quick: bool) -> list[dict]:
                          "fps_per_client": alone[quant], "torch_threads": torch_threads, "cpu": cpu})
             for clients in CLIENT_COUNTS:
                 stepper = app.live.stepper
-                rounds, steps = stepper.rounds, stepper.steps
+                passes, steps, busy = stepper.passes, stepper.steps, stepper.busy_s
+                started = time.perf_counter()
                 out = asyncio.run(play(url, ticket, clients, seconds, warmup))
+                wall = time.perf_counter() - started
                 latency = np.array(out["latencies"] or [np.nan]) * 1e3
                 rows.append({
                     "quant": quant, "clients": clients, "what": "live socket",
@@ -155,7 +157,8 @@ def run(quick: bool) -> list[dict]:
                     "latency_p50_ms": float(np.percentile(latency, 50)),
                     "latency_p95_ms": float(np.percentile(latency, 95)),
                     "errors": len(out["errors"]) + app.live.errors,
-                    "mean_batch": (stepper.steps - steps) / max(1, stepper.rounds - rounds),
+                    "mean_batch": (stepper.steps - steps) / max(1, stepper.passes - passes),
+                    "stepper_busy": (stepper.busy_s - busy) / wall,
                     "torch_threads": torch_threads, "cpu": cpu,
                 })  # fmt: skip
                 time.sleep(0.5)  # the last connections' worlds close

@@ -55,8 +55,11 @@ class BatchStepper:
         self._pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="live-step") if workers > 1 else None
         self._count_lock = threading.Lock()
         self._last_round = 0  # steps the last round took
-        self.rounds = 0  # passes made, and the steps they made: their ratio is the mean batch (for the bench)
+        # For the bench: passes made and the steps they made (their ratio is the mean batch), and the seconds
+        # rounds were running (against the wall clock: how busy the stepper was).
+        self.passes = 0
         self.steps = 0
+        self.busy_s = 0.0
         self._waiting: list[_Request] = []
         self._wake = threading.Condition()
         self._closed = False
@@ -106,11 +109,13 @@ class BatchStepper:
             passes = [part for group in self._groups(waiting) for part in self._split(group)]
             # The passes of a round run side by side, one per worker (torch at one thread each): the first
             # here, the rest in the pool.
+            start = time.monotonic()
             for i in range(0, len(passes), self.workers):
                 side = [self._pool.submit(self._step, p) for p in passes[i + 1 : i + self.workers]] if self._pool else []
                 self._step(passes[i])
                 for done in side:
                     done.result()
+            self.busy_s += time.monotonic() - start
 
     def _groups(self, waiting: list[_Request]) -> list[list[_Request]]:
         """The round's passes: steps grouped by stepping key, at most max_batch each, one step per world (a world
@@ -161,7 +166,7 @@ class BatchStepper:
                 request.future.set_exception(err)
             return
         with self._count_lock:
-            self.rounds += 1
+            self.passes += 1
             self.steps += len(group)
         for request, frame in zip(group, frames):
             request.future.set_result(frame)

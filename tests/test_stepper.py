@@ -61,7 +61,7 @@ def test_waiting_worlds_are_stepped_together_and_each_gets_its_own_frame(models)
             gate = threading.Barrier(len(worlds))
             results = [None] * len(worlds)
 
-            def ask(i: int) -> None:
+            def ask(i: int, gate: threading.Barrier = gate, results: list = results) -> None:
                 gate.wait()  # all four ask at once
                 results[i] = stepper.submit(worlds[i], WALK).result(timeout=60)
 
@@ -77,7 +77,7 @@ def test_waiting_worlds_are_stepped_together_and_each_gets_its_own_frame(models)
     finally:
         stepper.close()
     assert [w.frames for w in worlds] == [3, 3, 3, 3]
-    assert stepper.steps == 12 and stepper.rounds < 12  # some passes took several worlds
+    assert stepper.steps == 12 and stepper.passes < 12  # some passes took several worlds
 
 
 def test_a_failing_step_fails_only_its_own_request_and_a_closed_stepper_refuses(models):
