@@ -48,13 +48,14 @@ def _group_key(session: Any) -> Any:
 
 
 class BatchStepper:
-    def __init__(self, workers: int = 1, max_batch: int = 16, gather_s: float = 0.02) -> None:
-        if workers < 1 or max_batch < 1 or not 0 <= gather_s < 1:
-            raise ValueError(f"bad stepper settings: workers {workers}, max_batch {max_batch}, gather_s {gather_s}")
-        self.workers, self.max_batch, self.gather_s = workers, max_batch, gather_s
+    def __init__(self, workers: int = 1, max_batch: int = 16, gather_s: float = 0.02, active_s: float = 1.0) -> None:
+        if workers < 1 or max_batch < 1 or not 0 <= gather_s < 1 or active_s <= 0:
+            raise ValueError(f"bad stepper settings: workers {workers}, max_batch {max_batch}, gather_s {gather_s}, "
+                             f"active_s {active_s}")
+        self.workers, self.max_batch, self.gather_s, self.active_s = workers, max_batch, gather_s, active_s
         self._pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="live-step") if workers > 1 else None
         self._count_lock = threading.Lock()
-        self._last_round = 0  # steps the last round took
+        self._asked: dict[int, float] = {}  # world id -> when it last asked (the worlds playing now)
         # For the bench: passes made and the steps they made (their ratio is the mean batch), and the seconds
         # rounds were running (against the wall clock: how busy the stepper was).
         self.passes = 0
@@ -89,11 +90,14 @@ class BatchStepper:
             with self._wake:
                 while not self._waiting and not self._closed:
                     self._wake.wait()
-                # The worlds of the last round ask again as soon as their frames are sent, a few ms apart: wait
-                # (at most gather_s) for them, or the round would take whoever came first and the batch would
-                # split into halves that take turns.
-                deadline = time.monotonic() + self.gather_s
-                while len(self._waiting) < self._last_round and not self._closed:
+                # Every world playing now asks again as soon as its last frame is sent, a few ms apart: wait (at
+                # most gather_s) for all of them. Taking whoever came first would split the players into cohorts
+                # that take turns in smaller batches (and waiting only for as many as the last round took would
+                # keep them split).
+                now = time.monotonic()
+                self._asked = {w: t for w, t in self._asked.items() if now - t < self.active_s}
+                deadline = now + self.gather_s
+                while set(self._asked) - {id(r.world) for r in self._waiting} and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -105,7 +109,8 @@ class BatchStepper:
                     return
                 waiting, self._waiting = self._waiting, []
             waiting = [r for r in waiting if r.take()]  # a late cancel cannot race the result now
-            self._last_round = len(waiting)
+            now = time.monotonic()
+            self._asked.update((id(r.world), now) for r in waiting)
             passes = [part for group in self._groups(waiting) for part in self._split(group)]
             # The passes of a round run side by side, one per worker (torch at one thread each): the first
             # here, the rest in the pool.

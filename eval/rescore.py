@@ -9,7 +9,7 @@ new scorer, and the report is assembled again once every video is in. Resumable:
 per-frame turns is done (an interrupted run picks up where it stopped; rows made by the current code are
 skipped). The frames are read back from the stored mp4 (H.264, CRF 18), not the frames first scored, so a
 re-scored figure can differ from a fresh run's in the second decimal. Cost: the flow of each frame pair and the
-simulator's poses, about half a second per 33-frame video on one core.
+simulator's poses, under half a second per 65-frame video on one core.
 """
 
 from __future__ import annotations
