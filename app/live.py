@@ -20,7 +20,7 @@ seq the frame has seen, the world's frame index) and then the PNG; everything el
 Backpressure: a connection steps its world only while fewer than `max_in_flight` frames are unacknowledged,
 so a slow client gets fewer but always the newest frames and no queue grows anywhere. Stepping: every
 connection hands its steps to one BatchStepper (app/stepper.py), which steps the worlds waiting together in
-one batched pass, each one frame a round; so the event loop never waits on the model, and no player waits
+batched passes, one per core, each world one frame a round; so the event loop never waits on the model, and no player waits
 behind another's queue. Starting a world, encoding a frame and saving a recording run in a small thread pool.
 
 Hostile input: the origin must be a loopback host (or one the server was told to allow), and every message

@@ -7,7 +7,10 @@ socket connection hands its steps to this stepper. Each round it takes every ste
 Session.stepping_key (one model, contexts filled alike), cuts each group into one pass per worker and runs the
 passes side by side, one per core (worldmodel.session.step_together). Each waiting world advances one frame a
 round, so no player waits behind another's queue; a world that asks again while a round runs joins the next.
-`worldmodel bench web`, 4 players, int8: 6.1 frames/s each, against 5.1 when each step ran alone.
+A round first waits (at most gather_s) for every world that played in the last active_s seconds: a player
+throttled by its own acknowledgements costs the others up to gather_s a round, never more.
+`worldmodel bench web`, 4 players, int8, quiet machine: 5.8-6.1 frames/s each, against 5.1 when each step ran
+alone (README: the spread on a busier machine).
 
 Why not one pass over every world at all cores' threads: measured, it makes more frames on a quiet machine,
 but its threads stall whenever the server's own threads (the socket, the PNG encoder) take a core; one player
