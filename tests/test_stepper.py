@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -106,5 +107,21 @@ def test_a_step_whose_asker_has_gone_is_dropped_and_the_stepper_carries_on(model
         assert first.result(timeout=60).shape == (16, 16, 3)
         assert stepper.submit(later, NOOP).result(timeout=60).shape == (16, 16, 3)
         assert gone.frames == 0 and busy.frames == 1 and later.frames == 1
+    finally:
+        stepper.close()
+
+
+def test_a_round_waits_for_every_world_that_is_playing(models):
+    stepper = BatchStepper(gather_s=0.5)
+    a, b = World(started(models, 8, 4), "a"), World(started(models, 9, 4), "b")
+    try:
+        for world in (a, b):  # both have played: the stepper knows them
+            stepper.submit(world, NOOP).result(timeout=60)
+        before = stepper.passes
+        first = stepper.submit(a, NOOP)
+        time.sleep(0.05)  # b asks a little later, as a player whose frame was sent last does
+        second = stepper.submit(b, NOOP)
+        first.result(timeout=60), second.result(timeout=60)
+        assert stepper.passes == before + 1  # one pass for both, not one each
     finally:
         stepper.close()
