@@ -118,6 +118,8 @@ def model_alone(session, image: np.ndarray, seconds: float) -> float:
 def run(quick: bool) -> list[dict]:
     import os
 
+    import torch
+
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from app.web import WEB_THREADS, WebSettings, build_demo, serve
     from app.worlds import DEFAULT_MODEL, WorldFactory, scene_start
@@ -132,8 +134,6 @@ def run(quick: bool) -> list[dict]:
     demo = build_demo(factory, settings)
     app, _ = serve(demo, settings, block=False)
     url = f"ws://127.0.0.1:{settings.port}/live/socket"
-    import torch
-
     cpu, torch_threads = cpu_name(), torch.get_num_threads()
     seconds, warmup = (3.0, 1.0) if quick else (MEASURE_S, WARMUP_S)
     rows = []

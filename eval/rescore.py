@@ -18,25 +18,33 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
+
+
+@lru_cache(maxsize=4)
+def _folder_jobs(folder: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A folder's run.json and its suite's jobs by name, read once per worker (not once per video)."""
+    from eval.shard import suite_jobs
+
+    info = json.loads((Path(folder) / "run.json").read_text())
+    return info, {j.name: j for j in suite_jobs(info)}
 
 
 def _rescore(folder: str, name: str) -> str:
     """In a worker: re-score one video's row in place."""
     from data.clips import decode_mp4
-    from eval.shard import suite_jobs
-    from eval.suite import _write_json, pose_fields, simulate
+    from eval.suite import pose_fields, simulate, write_json
 
-    out = Path(folder)
-    info = json.loads((out / "run.json").read_text())
-    job = {j.name: j for j in suite_jobs(info)}[name]
-    row_path = out / "videos" / f"{name}.json"
-    row = json.loads(row_path.read_text())
-    frames, _ = decode_mp4(out / "videos" / f"{name}.mp4")
-    row.update(pose_fields(frames, simulate(job, info["suite"]["size"]).path))
-    _write_json(row_path, row)
+    info, jobs = _folder_jobs(folder)
+    videos = Path(folder) / "videos"
+    row = json.loads((videos / f"{name}.json").read_text())
+    frames, _ = decode_mp4(videos / f"{name}.mp4")
+    row.update(pose_fields(frames, simulate(jobs[name], info["suite"]["size"]).path))
+    write_json(videos / f"{name}.json", row)
     return name
 
 
@@ -57,7 +65,7 @@ def rescore(out: Path, jobs: int = 1) -> int:
     """Re-score OUT; returns how many rows changed."""
     from eval import pose
     from eval.shard import assemble, missing, read_names
-    from eval.suite import _write_json
+    from eval.suite import write_json
 
     run_path = out / "run.json"
     if not run_path.is_file():
@@ -73,7 +81,7 @@ def rescore(out: Path, jobs: int = 1) -> int:
     info = json.loads(run_path.read_text())
     if info["scorers"].get("pose_following") != pose.SCORER_NAME:
         info["scorers"]["pose_following"] = pose.SCORER_NAME
-        _write_json(run_path, info)
+        write_json(run_path, info)
     if not missing(out, read_names(out)):
         assemble(out)
     return len(names)

@@ -325,7 +325,7 @@ class FolderInUse(RuntimeError):
     """OUT already holds results made with other settings (or files that are not ours)."""
 
 
-def _write_json(path: Path, values: Any) -> None:
+def write_json(path: Path, values: Any) -> None:
     from data.files import write_text_atomic
 
     write_text_atomic(path, json.dumps(values, indent=1, allow_nan=False) + "\n")
@@ -353,7 +353,7 @@ def prepare_folder(out: Path, run_info: dict[str, Any], force: bool) -> None:
         if foreign and not force:
             raise FolderInUse(f"{out}: already holds {', '.join(foreign)} without a run.json; use another --out or --force")
     (out / "videos").mkdir(exist_ok=True)
-    _write_json(run_path, run_info)
+    write_json(run_path, run_info)
 
 
 def plan_batches(jobs: list[Job], batch: int) -> list[list[Job]]:
@@ -403,7 +403,7 @@ def run_suite(
 
     def fail(job: Job, err: Exception) -> None:
         failed[job.name] = str(err)
-        _write_json(videos / f"{job.name}.failed.json", failed_row(job, str(err)))
+        write_json(videos / f"{job.name}.failed.json", failed_row(job, str(err)))
         tqdm.write(f"failed: {err}", file=sys.stderr)
         bar.update(1)
 
@@ -419,7 +419,7 @@ def run_suite(
                 fail(job, ValueError(f"{job.name}: {err}"))
                 continue
             write_mp4(videos / f"{job.name}.mp4", np.asarray(frames, np.uint8))
-            _write_json(videos / f"{job.name}.json", _finite(row))
+            write_json(videos / f"{job.name}.json", _finite(row))
             (videos / f"{job.name}.failed.json").unlink(missing_ok=True)
             bar.update(1)
     bar.close()
