@@ -61,10 +61,12 @@ def write_clip(
     *,
     fps: int,
     frames_npy: bool = False,
+    video: bool = True,
     poses: Sequence[Any] | None = None,
     extras: Sequence[Any] | None = None,
 ) -> dict[str, Path]:
-    """Write OUT/NAME.* (frames.npy only with `frames_npy`), meta.json last; returns the paths by suffix.
+    """Write OUT/NAME.* (frames.npy only with `frames_npy`, the mp4 only with `video`), meta.json last; returns the
+    paths by suffix. A clip without its mp4 needs its frames.npy: that is what the reader then reads.
 
     `actions` holds one action per frame (pad the last with a no-op if it made nothing); `meta` is the
     whole of meta.json.
@@ -72,13 +74,18 @@ def write_clip(
     if len(actions) != len(frames):
         raise ValueError(f"{len(frames)} frames for {len(actions)} actions; a clip has one action line per frame")
     paths = {suffix: out / f"{name}{suffix}" for suffix in CLIP_SUFFIXES}
+    if not (video or frames_npy):
+        raise ValueError("a clip needs its frames: write the mp4, frames.npy or both")
     if frames_npy:
         # The frames file first: a clip whose mp4 or jsonl exists without meta.json then always
         # has frames.npy too, so the reader calls it incomplete, not a clip recorded elsewhere.
         write_frames_npy(paths[".frames.npy"], frames)
     else:
         del paths[".frames.npy"]
-    write_mp4(paths[".mp4"], frames, fps=fps)
+    if video:
+        write_mp4(paths[".mp4"], frames, fps=fps)
+    else:
+        del paths[".mp4"]
     write_actions(paths[".jsonl"], list(actions), poses, extras)
     write_bytes_atomic(paths[".meta.json"], (json.dumps(meta, indent=2) + "\n").encode())
     return paths

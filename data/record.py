@@ -5,7 +5,7 @@ cycled over the chosen biomes) played by a scripted player, written as flat file
 output folder (see docs/FORMATS.md):
 
     NAME.frames.npy   uint8 (T, H, W, 3), the lossless training form (np.save, memory-mappable)
-    NAME.mp4          the same frames as browser-playable H.264 (yuv420p, 20 fps)
+    NAME.mp4          the same frames as browser-playable H.264 (yuv420p, 20 fps); not with --no-video
     NAME.jsonl        one VPT-recorder-shaped action line per frame, with the player's pose
     NAME.meta.json    seed, biome, size, fps, frame count, player, versions: written LAST
 
@@ -54,6 +54,7 @@ class RecordConfig:
     seed: int = 0
     player: str = "mixed"
     biomes: tuple[str, ...] = BIOMES
+    video: bool = True  # also write NAME.mp4; training reads frames.npy, so a training-only folder can skip it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "biomes", tuple(self.biomes))
@@ -200,7 +201,8 @@ def record_clip(
     frames, actions, poses, extras = play_clip(game, player, plan.frames)
     biome = getattr(getattr(game, "world", None), "biome", plan.biome)
     meta = clip_meta(plan, cfg, str(biome), frames)
-    write_clip(out, plan.name, frames, actions, meta, fps=FPS, frames_npy=True, poses=poses, extras=extras)
+    write_clip(out, plan.name, frames, actions, meta, fps=FPS, frames_npy=True, video=cfg.video, poses=poses,
+               extras=extras)
     return plan.frames
 
 
@@ -361,6 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--player", default="mixed", help="scripted player (see data/players.py)")
     parser.add_argument("--biomes", default="all", help="'all' or a comma list of: " + ",".join(BIOMES))
     parser.add_argument("--workers", type=int, default=2, help="recording processes")
+    parser.add_argument("--no-video", action="store_true",
+                        help="skip each clip's mp4 (training reads frames.npy; a machine without PyAV can record)")
     parser.add_argument("--force", action="store_true",
                         help="add to a folder recorded with other settings (complete clips are never overwritten)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -373,7 +377,7 @@ def main(args: argparse.Namespace) -> int:
         if args.player not in PLAYERS:
             raise ValueError(f"unknown player {args.player!r}; choose one of {', '.join(PLAYERS)}")
         cfg = RecordConfig(frames=args.frames, clip_frames=args.clip_frames, size=args.size, seed=args.seed,
-                           player=args.player, biomes=parse_biomes(args.biomes))
+                           player=args.player, biomes=parse_biomes(args.biomes), video=not args.no_video)
         report = record(cfg, args.out, workers=args.workers, force=args.force, progress=not args.no_progress)
     except (ValueError, RecordRefused) as err:
         print(f"worldmodel record: error: {err}", file=sys.stderr)

@@ -130,6 +130,19 @@ def test_record_writes_complete_clips(tmp_path):
         assert len(decoded) == plan.frames and decoded[0].format.name == "yuv420p"
 
 
+def test_a_recording_without_videos_reads_and_trains_from_its_frames(tmp_path):
+    from dataclasses import replace
+
+    from data.clips import ClipWindows, read_clip
+
+    fake_record(replace(CFG, video=False), tmp_path, workers=1)
+    assert not list(tmp_path.glob("*.mp4"))
+    first = plan_clips(CFG)[0]
+    clip = read_clip(tmp_path / first.name)
+    assert np.array_equal(clip.frames, expected_frames(first.seed, first.player_seed, 16, first.frames))
+    assert len(ClipWindows(tmp_path, 5)) == sum(p.frames // 5 for p in plan_clips(CFG))
+
+
 def test_actions_and_poses_round_trip(tmp_path):
     from data.clips import read_clip
 

@@ -12,6 +12,8 @@ three match, so pointing --data elsewhere or recording more clips encodes again.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -149,8 +151,9 @@ def encode_windows(
     def flush() -> None:
         if pending:
             obs = torch.cat(pending)
-            if autoencoder.trainable:
-                latents.append(autoencoder.encode(to_model_range(obs)).half().numpy().copy())
+            if autoencoder.trainable:  # on the autoencoder's device (a GPU when training there), kept on the CPU
+                z = autoencoder.encode(to_model_range(obs.to(autoencoder.latent_mean.device)))
+                latents.append(z.half().cpu().numpy().copy())
             else:  # pixel space: keep the frames as uint8 (a quarter of fp16's memory)
                 latents.append(obs.numpy().copy())
             pending.clear()
@@ -176,11 +179,24 @@ def encode_windows(
     return LatentClips(cat(latents), cat(keys), cat(camera), cat(segment), cat(val))
 
 
-def add_ground_truth(clips: LatentClips, windows: Any, show: bool = True) -> None:
+def _pooled_inverse_depth(job: tuple[str, int, int]) -> np.ndarray:
+    """In a worker: one clip replayed for its inverse depth, pooled to the latent grid (T, h, w) fp16 (a
+    sixteenth of the pixels crosses back to the parent)."""
+    from data.replay import replay_inverse_depth
+
+    path, h, w = job
+    torch.set_num_threads(1)
+    depth = torch.from_numpy(replay_inverse_depth(path))
+    return F.adaptive_avg_pool2d(depth[:, None], (h, w))[:, 0].half().numpy()
+
+
+def add_ground_truth(clips: LatentClips, windows: Any, show: bool = True, workers: int | None = None) -> None:
     """Fill clips.motion and clips.inv_depth for latents encoded from `windows` (the ClipWindows whose items,
     in order, made the cache: item i's frames are rows i * length ...). Each clip is replayed in the game once
-    (data.replay) for its depth, and its motion integrated from its first frame."""
-    from data.replay import replay_inverse_depth
+    (data.replay) for its depth, `workers` clips at a time (default: one per core; the replay is the game's
+    renderer, a few minutes of one core for 150,000 frames), and its motion integrated from its first frame."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from worldmodel.egomotion import clip_motion
 
     length = windows.length
@@ -193,12 +209,21 @@ def add_ground_truth(clips: LatentClips, windows: Any, show: bool = True) -> Non
     by_clip: dict[int, list[tuple[int, int]]] = {}
     for item, (clip, start) in enumerate(windows.index.tolist()):
         by_clip.setdefault(clip, []).append((item, start))
-    for clip, items in tqdm(by_clip.items(), desc="replaying clips for depth", disable=not show, dynamic_ncols=True):
-        depth = torch.from_numpy(replay_inverse_depth(windows.root / windows.names[clip]))
-        pooled = F.adaptive_avg_pool2d(depth[:, None], (h, w))[:, 0].half()
-        steps = torch.from_numpy(clip_motion(windows.keys[clip], windows.camera[clip]))
-        for item, start in items:
-            rows = slice(item * length, (item + 1) * length)
-            motion[rows] = steps[start : start + length]
-            inv_depth[rows] = pooled[start : start + length]
+    jobs = [(str(windows.root / windows.names[clip]), h, w) for clip in by_clip]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    # spawn, not fork: the parent may hold a GPU context or torch's thread pool, which a fork does not survive.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    try:
+        pooled_depths = pool.map(_pooled_inverse_depth, jobs) if pool else map(_pooled_inverse_depth, jobs)
+        bar = tqdm(zip(by_clip.items(), pooled_depths), total=len(jobs), desc="replaying clips for depth",
+                   disable=not show, dynamic_ncols=True)  # fmt: skip
+        for (clip, items), pooled in bar:
+            steps = torch.from_numpy(clip_motion(windows.keys[clip], windows.camera[clip]))
+            for item, start in items:
+                rows = slice(item * length, (item + 1) * length)
+                motion[rows] = steps[start : start + length]
+                inv_depth[rows] = torch.from_numpy(pooled[start : start + length])
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     clips.motion, clips.inv_depth = motion, inv_depth
