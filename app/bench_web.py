@@ -1,12 +1,13 @@
 """`worldmodel bench web`: live play through the real server, as browsers see it, at 1, 4 and 8 loopback clients.
 
 The `worldmodel web` server (Gradio + the live socket, app/live.py) runs in this process on a free loopback port
-with the shipped model, its live worlds stepped together by one BatchStepper at `worldmodel web`'s default torch
-threads. The clients are WebSocket clients in this process's event loop that do what the page's script does:
-acknowledge each frame as it arrives and flip W on and off every half second. Input-to-frame latency is from
+with the shipped model, its live worlds in one worker process per core (app/world_processes.py), stepped together
+by one BatchStepper at `worldmodel web`'s default torch threads. The clients are WebSocket clients in this
+process's event loop that do what the page's script does: acknowledge each frame as it arrives and flip W on and
+off every half second. Input-to-frame latency is from
 sending a change of keys to the first frame that has seen it (the frame header says which input it has seen);
 frames/s is per client. Then 8 clients play for a minute while the server's resident memory is sampled: before,
-at its peak, and after they have gone.
+at its peak, and after they have gone (the server's process and its worlds' processes, summed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import socket
 import sys
 import threading
@@ -81,13 +83,29 @@ async def play(url: str, ticket: str, clients: int, seconds: float, warmup: floa
     return out
 
 
+def server_rss_mb() -> float:
+    """Resident memory of the server: this process and the processes it started (the live worlds'), summed."""
+    import glob
+
+    total, pids = 0.0, [os.getpid()]
+    while pids:
+        pid = pids.pop()
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+            for children in glob.glob(f"/proc/{pid}/task/*/children"):
+                with open(children) as f:
+                    pids += [int(child) for child in f.read().split()]
+        except (OSError, StopIteration):  # a process that ended meanwhile
+            continue
+    return total
+
+
 class PeakRss:
-    """Samples this process's resident memory in a thread, for the peak."""
+    """Samples the server's resident memory in a thread, for the peak."""
 
     def __init__(self) -> None:
-        from worldmodel.bench_memory import rss_mb
-
-        self.rss_mb, self.peak, self.done = rss_mb, rss_mb(), threading.Event()
+        self.rss_mb, self.peak, self.done = server_rss_mb, server_rss_mb(), threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
@@ -116,14 +134,12 @@ def model_alone(session, image: np.ndarray, seconds: float) -> float:
 
 
 def run(quick: bool) -> list[dict]:
-    import os
-
     import torch
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from app.web import WEB_THREADS, WebSettings, build_demo, serve
     from app.worlds import DEFAULT_MODEL, WorldFactory, scene_start
-    from worldmodel.bench_memory import cpu_name, rss_mb
+    from worldmodel.bench_memory import cpu_name
 
     quants = ("fp32", "int8")
     settings = WebSettings(models=(DEFAULT_MODEL,), quants=quants, port=free_port(), max_sessions=max(CLIENT_COUNTS))
@@ -132,6 +148,7 @@ def run(quick: bool) -> list[dict]:
     alone = {quant: model_alone(factory(DEFAULT_MODEL, quant, start, 0), start.image, 1.0 if quick else 4.0)
              for quant in quants}  # also loads each pipeline and compiles its kernels before the clock starts
     demo = build_demo(factory, settings)
+    demo.wm_app.live.warm([(DEFAULT_MODEL, quant) for quant in quants], wait=True)  # the worlds' processes
     app, _ = serve(demo, settings, block=False)
     url = f"ws://127.0.0.1:{settings.port}/live/socket"
     cpu, torch_threads = cpu_name(), torch.get_num_threads()
@@ -166,7 +183,7 @@ def run(quick: bool) -> list[dict]:
         # A minute of 8 players: no errors, and the server's memory settles once they have gone.
         ticket, _ = app.live_ticket(DEFAULT_MODEL, "int8", "plain_0", None)
         gc.collect()
-        before = rss_mb()
+        before = server_rss_mb()
         peak = PeakRss()
         soak = 10.0 if quick else SOAK_S
         out = asyncio.run(play(url, ticket, 8, soak, 1.0))
@@ -178,7 +195,7 @@ def run(quick: bool) -> list[dict]:
             "fps_per_client": float(np.median(out["fps"])) if out["fps"] else 0.0,
             "fps_slowest_client": min(out["fps"], default=0.0),
             "errors": len(out["errors"]) + app.live.errors,
-            "rss_mb_before": before, "rss_mb_peak": top, "rss_mb_after": rss_mb(),
+            "rss_mb_before": before, "rss_mb_peak": top, "rss_mb_after": server_rss_mb(),
             "worlds_left": len(app.pool), "torch_threads": torch_threads, "cpu": cpu,
         })  # fmt: skip
     finally:

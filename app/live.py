@@ -52,7 +52,8 @@ import numpy as np
 
 from app.session_pool import PoolFull, SessionPool, World, WorldExpired
 from app.stepper import BatchStepper
-from app.worlds import SessionFactory, StartPoint, model_label
+from app.world_processes import WorldProcesses
+from app.worlds import SIMULATOR, SessionFactory, StartPoint, WorldFactory, model_label
 from data.actions import FPS, KEYS, MAX_CAMERA_DEG, NOOP, Action, reject_constant
 
 SOCKET_PATH = "/live/socket"
@@ -80,6 +81,9 @@ class LiveSettings:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # hosts an Origin header may name
     workers: int = 0  # threads that start worlds, encode frames and save recordings; 0: one per core
     step_workers: int = 0  # model passes side by side in a round (app/stepper.py); 0: one per core
+    # The model worlds live in step_workers processes (app/world_processes.py: threads of one process take turns
+    # on the GIL); False keeps them in this process, stepped by threads.
+    step_in_processes: bool = True
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1 or self.max_fps <= 0 or self.max_message_bytes < 64:
@@ -277,7 +281,11 @@ class LiveServer:
         self.factory, self.pool, self.tickets, self.settings = factory, pool, tickets, settings
         self.recordings = out_dir / "recordings"
         self.executor = ThreadPoolExecutor(settings.workers or worker_count(), thread_name_prefix="live-work")
-        self.stepper = BatchStepper(workers=settings.step_workers or worker_count())
+        steppers = settings.step_workers or worker_count()
+        self.stepper = BatchStepper(workers=steppers)
+        # Model worlds in worker processes, started with the first one; the simulator's stay here (no model).
+        in_processes = settings.step_in_processes and isinstance(factory, WorldFactory)
+        self.processes = WorldProcesses(steppers, factory.device, factory.threads) if in_processes else None
         self.connections = 0
         self.errors = 0  # internal errors (a model step that raised), for the bench and the tests
 
@@ -303,9 +311,22 @@ class LiveServer:
         app.router.add_websocket_route(SOCKET_PATH, socket)  # Starlette's: the handler gets the WebSocket as is
         app.add_api_route(RECORDING_PATH + "/{name}", recording, methods=["GET"])
 
+    def warm(self, pipelines: list[tuple[str, str]], wait: bool = False) -> None:
+        """Start the worker processes now, each loading these (model, quant) pipelines: a first world then waits
+        for neither (`wait`: return once they have)."""
+        if self.processes is not None:
+            self.processes.start(tuple((m, q) for m, q in pipelines if m != SIMULATOR), wait=wait)
+
+    def new_session(self, model: str, quant: str, start: StartPoint, seed: int) -> Any:
+        """An unstarted session for a live world: in a worker process when there are some, else here."""
+        make = self.processes if self.processes is not None and model != SIMULATOR else self.factory
+        return make(model, quant, start, seed)
+
     def close(self) -> None:
         self.stepper.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.processes is not None:
+            self.processes.close()
 
 
 class Connection:
@@ -446,7 +467,7 @@ class Connection:
             raise ValueError("this start has expired; press Restart")
         self.server.pool.check_room(replace=self.handle)
         seed = secrets.randbelow(2**31)  # every connection its own sampling noise
-        session = self.server.factory(ticket.model, ticket.quant, ticket.start, seed)
+        session = self.server.new_session(ticket.model, ticket.quant, ticket.start, seed)
         frame = session.start(ticket.start.image)
         label = f"{model_label(ticket.model)} · {ticket.quant} · start {ticket.start.name} · seed {seed}"
         handle = self.server.pool.add(session, label, replace=self.handle)

@@ -5,12 +5,14 @@ most of a core's arithmetic idle. Measured on the 2-core AMD EPYC (AVX2), int8, 
 (runs/batchweb): one play makes 18.7 frames/s, a batch of two 22.8, of four 25.7 (frames in all). So every
 socket connection hands its steps to this stepper. Each round it takes every step waiting, groups them by
 Session.stepping_key (one model, contexts filled alike), cuts each group into one pass per worker and runs the
-passes side by side, one per core (worldmodel.session.step_together). Each waiting world advances one frame a
-round, so no player waits behind another's queue; a world that asks again while a round runs joins the next.
-A round first waits (at most gather_s) for every world that played in the last active_s seconds: a player
-throttled by its own acknowledgements costs the others up to gather_s a round, never more.
-`worldmodel bench web`, 4 players, int8, quiet machine: 5.8-6.1 frames/s each, against 5.1 when each step ran
-alone (README: the spread on a busier machine).
+passes side by side, one per core (worldmodel.session.step_together). The model worlds of `worldmodel web` live
+in worker processes (app/world_processes.py: threads of one process take turns on the GIL); the worlds of one
+process form one group, sent to it in one message, and the process batches them itself. Each waiting world
+advances one frame a round, so no player waits behind another's queue; a world that asks again while a round
+runs joins the next. A round first waits (at most gather_s) for every world that played in the last active_s
+seconds: a player throttled by its own acknowledgements costs the others up to gather_s a round, never more.
+`worldmodel bench web`, 4 players, int8, quiet machine: 9.1 frames/s each (5.8-6.1 with the worlds stepped by
+threads of the server's process, 5.1 when each step ran alone).
 
 Why not one pass over every world at all cores' threads: measured, it makes more frames on a quiet machine,
 but its threads stall whenever the server's own threads (the socket, the PNG encoder) take a core; one player
@@ -151,24 +153,19 @@ class BatchStepper:
         return [run for runs in groups.values() for run in runs]
 
     def _split(self, group: list[_Request]) -> list[list[_Request]]:
-        """A group cut into one nearly equal pass per worker."""
+        """A group cut into one nearly equal pass per worker; the worlds of one worker process stay one message
+        (app/world_processes.py: the process batches them itself)."""
+        if getattr(group[0].world.session, "steps_elsewhere", False):
+            return [group]
         n = min(self.workers, len(group))
         return [group[i::n] for i in range(n)]
 
     def _step(self, group: list[_Request]) -> None:
-        from worldmodel.session import step_together  # torch: imported only when a model is used
-
         try:
             with ExitStack() as locks:
                 for request in sorted(group, key=lambda r: id(r.world)):  # one order: no two holders deadlock
                     locks.enter_context(request.world.lock)
-                sessions = [r.world.session for r in group]
-                if len(group) == 1:
-                    frames = [sessions[0].step(group[0].act)]  # also the simulator's sessions
-                else:
-                    frames = step_together(sessions, [r.act for r in group])
-                for request in group:
-                    request.world.frames += 1
+                frames = _step_sessions([r.world.session for r in group], [r.act for r in group])
         except Exception as err:
             for request in group:
                 request.future.set_exception(err)
@@ -177,4 +174,22 @@ class BatchStepper:
             self.passes += 1
             self.steps += len(group)
         for request, frame in zip(group, frames):
-            request.future.set_result(frame)
+            if isinstance(frame, BaseException):  # one world of a process failed, its batch-mates did not
+                request.future.set_exception(frame)
+            else:
+                request.world.frames += 1
+                request.future.set_result(frame)
+
+
+def _step_sessions(sessions: list[Any], acts: list[Action]) -> list[Any]:
+    """One step of each session: in one pass (step_together), in one message to their process (step_remote, where
+    a failed world's slot holds its exception), or alone (one session, or the simulator's)."""
+    if getattr(sessions[0], "steps_elsewhere", False):
+        from app.world_processes import step_remote
+
+        return step_remote(sessions, acts)
+    if len(sessions) == 1:
+        return [sessions[0].step(acts[0])]
+    from worldmodel.session import step_together  # torch: imported only when a model is used
+
+    return step_together(sessions, acts)

@@ -62,9 +62,10 @@ HERE = Path(__file__).resolve().parent
 LIVE_VIEW_HTML = HERE / "live_view.html"
 LIVE_CLIENT_JS = HERE / "live_client.js"
 START_LIVE_JS = "(ticket) => { if (window.wmLive) { window.wmLive.start(ticket); } }"
-# Torch threads per model pass. The live worlds' passes run side by side, one per core (app/stepper.py): at one
-# thread each they beat one pass at every core's threads, whose threads stall whenever the server's own threads
-# take a core (bench web on the 2-core EPYC: 16.7 against 12.2 frames/s for one player, int8).
+# Torch threads per model pass. The live worlds' passes run side by side, one process per core
+# (app/world_processes.py): at one thread each they beat one pass at every core's threads, whose threads stall
+# whenever the server's own threads take a core (bench web on the 2-core EPYC: 16.7 against 12.2 frames/s for one
+# player, int8).
 WEB_THREADS = 1
 
 CSS = """
@@ -364,6 +365,7 @@ def main(args: argparse.Namespace) -> int:
                 print(f"error: cannot load model {model!r}: {err}", file=sys.stderr)
                 return 1
     demo = build_demo(factory, settings)
+    demo.wm_app.live.warm([(model, settings.quants[0]) for model in settings.models])
     try:
         serve(demo, settings, block=False)
         print(f"serving on http://{settings.host}:{settings.port} (Ctrl+C stops)", flush=True)
