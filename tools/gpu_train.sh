@@ -18,6 +18,10 @@
 # CONFIG; pack OUT/result.tar.part-* (15 MiB each: a file coming back is at most 16 MiB) with the pipeline, the
 # autoencoder, config.json, log.jsonl and loss.png. Back here:
 #   mkdir -p runs/wm-gpu && cat FILES_AT/result.tar.part-* | tar x -C runs/wm-gpu
+# then judge it against the shipped default on unseen worlds before shipping anything (a new latent means every
+# figure of the model card, the quick suite and the full suite is measured again):
+#   python -m eval.measure --pipeline runs/wm-gpu/pipeline --out runs/measure-gpu --strip runs/measure-gpu/strip.png
+#   worldmodel eval --model runs/wm-gpu/pipeline --quick --out runs/eval/quick-gpu
 set -euo pipefail
 out=$(realpath -m "${1:?usage: tools/gpu_train.sh OUT [CONFIG]}")
 config=${2:-worldmodel/configs/gpu-default.json}
