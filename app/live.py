@@ -281,10 +281,13 @@ class LiveServer:
         self.factory, self.pool, self.tickets, self.settings = factory, pool, tickets, settings
         self.recordings = out_dir / "recordings"
         self.executor = ThreadPoolExecutor(settings.workers or worker_count(), thread_name_prefix="live-work")
-        steppers = settings.step_workers or worker_count()
+        steppers = settings.step_workers or min(worker_count(), pool.max_sessions)
         self.stepper = BatchStepper(workers=steppers)
-        # Model worlds in worker processes, started with the first one; the simulator's stay here (no model).
-        in_processes = settings.step_in_processes and isinstance(factory, WorldFactory)
+        # Model worlds in worker processes, started with the first one; the simulator's stay here (no model). On a
+        # GPU they stay here too: one process's batched passes keep it busy, and each process would hold a CUDA
+        # context of its own.
+        in_processes = (settings.step_in_processes and isinstance(factory, WorldFactory)
+                        and factory.resolved_device() == "cpu")  # fmt: skip
         self.processes = WorldProcesses(steppers, factory.device, factory.threads) if in_processes else None
         self.connections = 0
         self.errors = 0  # internal errors (a model step that raised), for the bench and the tests

@@ -10,7 +10,9 @@ A world stays in the process that started it (its KV cache, memory and sampling 
 holds a RemoteSession, which starts and steps like a Session; the BatchStepper sends each process the steps of
 its worlds in one message, and the process steps them in batched passes, grouped by stepping key
 (worldmodel.session.step_together). A new world goes to the process with the fewest. The messages are pickles
-over a pipe between this server and the processes it spawned; nothing from outside is unpickled.
+over a pipe between this server and the processes it spawned; nothing from outside is unpickled. On a GPU the
+server keeps its worlds in its own process (app/live.py): there one process's batched passes keep the device
+busy, and every process would hold a CUDA context of its own.
 """
 
 from __future__ import annotations
