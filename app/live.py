@@ -52,7 +52,7 @@ import numpy as np
 
 from app.session_pool import PoolFull, SessionPool, World, WorldExpired
 from app.stepper import BatchStepper
-from app.world_processes import WorldProcesses
+from app.world_processes import WorkerGone, WorldProcesses
 from app.worlds import SIMULATOR, SessionFactory, StartPoint, WorldFactory, model_label
 from data.actions import FPS, KEYS, MAX_CAMERA_DEG, NOOP, Action, reject_constant
 
@@ -81,9 +81,7 @@ class LiveSettings:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # hosts an Origin header may name
     workers: int = 0  # threads that start worlds, encode frames and save recordings; 0: one per core
     step_workers: int = 0  # model passes side by side in a round (app/stepper.py); 0: one per core
-    # The model worlds live in step_workers processes (app/world_processes.py: threads of one process take turns
-    # on the GIL); False keeps them in this process, stepped by threads.
-    step_in_processes: bool = True
+    step_in_processes: bool = True  # model worlds in step_workers processes (app/world_processes.py), not threads
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1 or self.max_fps <= 0 or self.max_message_bytes < 64:
@@ -283,9 +281,8 @@ class LiveServer:
         self.executor = ThreadPoolExecutor(settings.workers or worker_count(), thread_name_prefix="live-work")
         steppers = settings.step_workers or min(worker_count(), pool.max_sessions)
         self.stepper = BatchStepper(workers=steppers)
-        # Model worlds in worker processes, started with the first one; the simulator's stay here (no model). On a
-        # GPU they stay here too: one process's batched passes keep it busy, and each process would hold a CUDA
-        # context of its own.
+        # Model worlds in worker processes; the simulator's stay here (no model), and so do a GPU's (one process's
+        # batched passes keep it busy; each process would hold a CUDA context of its own).
         in_processes = (settings.step_in_processes and isinstance(factory, WorldFactory)
                         and factory.resolved_device() == "cpu")  # fmt: skip
         self.processes = WorldProcesses(steppers, factory.device, factory.threads) if in_processes else None
@@ -454,7 +451,11 @@ class Connection:
                 self.server.pool.get(self.handle)  # keeps the world from idle expiry; raises WorldExpired if it is gone
             except WorldExpired as err:
                 raise Closing(1000, str(err)[:120]) from None
-            frame = await asyncio.wrap_future(self.server.stepper.submit(world, act))
+            try:
+                frame = await asyncio.wrap_future(self.server.stepper.submit(world, act))
+            except WorkerGone as err:  # its process stopped: say so, and what to do (the others play on)
+                self.server.errors += 1
+                raise Closing(1011, str(err)) from None
             png = await loop.run_in_executor(self.server.executor, encode_png, frame)
             if world is not self.world:
                 continue  # restarted meanwhile: this frame belongs to the old world

@@ -337,6 +337,21 @@ def model_server(tmp_path):
     app.live.close()
 
 
+def test_a_world_whose_process_stops_closes_its_connection_with_what_to_do(model_server):
+    app, url = model_server
+    if LOAD_MODEL == SIMULATOR or app.live.processes is None:
+        pytest.skip("needs the shipped model, whose worlds live in worker processes")
+    player = Player(url)
+    assert player.start(app.live_ticket(LOAD_MODEL, "fp32", "plain_0", None)[0])["type"] == "started"
+    player.frame()
+    player.hold(["forward"])
+    player.frame()
+    for worker in app.live.processes.workers:
+        worker.process.kill()
+    code, reason = player.closed_with()
+    assert code == 1011 and "press Restart" in reason
+
+
 SHOWN = """() => {
   window.wmShown = [];
   document.getElementById("wm-view").addEventListener("wmframe", (event) => {
