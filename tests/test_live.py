@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from small_worlds import SeedScene
 
+from app import worlds
 from app.live import FRAME_HEADER, Closing, HeldInput, LiveServer, LiveSettings, RateLimit, Recording, parse_message
 from app.session_pool import SessionPool
 from app.web import WebSettings, build_demo, serve
@@ -338,15 +339,16 @@ def model_server(tmp_path):
 
 
 def test_a_world_whose_process_stops_closes_its_connection_with_what_to_do(model_server):
-    app, url = model_server
-    if LOAD_MODEL == SIMULATOR or app.live.processes is None:
+    web, url = model_server
+    if LOAD_MODEL == SIMULATOR or web.live.processes is None:
         pytest.skip("needs the shipped model, whose worlds live in worker processes")
     player = Player(url)
-    assert player.start(app.live_ticket(LOAD_MODEL, "fp32", "plain_0", None)[0])["type"] == "started"
+    scene = worlds.scenes()[0].name  # the simulator server of this module may have put in its own scenes
+    assert player.start(web.live_ticket(LOAD_MODEL, "fp32", scene, None)[0])["type"] == "started"
     player.frame()
     player.hold(["forward"])
     player.frame()
-    for worker in app.live.processes.workers:
+    for worker in web.live.processes.workers:
         worker.process.kill()
     code, reason = player.closed_with()
     assert code == 1011 and "press Restart" in reason
