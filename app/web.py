@@ -333,8 +333,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted")
     parser.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     parser.add_argument("--threads", type=thread_count, default=WEB_THREADS,
-                        help="CPU threads per model pass (default 1: the live worlds' passes run side by side, one per "
-                             "core); 0: torch's default")
+                        help="CPU threads per model pass (default 1: the live worlds live in one process per core, "
+                             "whose passes run side by side); 0: torch's default")
 
 
 def main(args: argparse.Namespace) -> int:
