@@ -9,7 +9,9 @@ two stepping threads were off the CPU for 29% of every pass (runs/batchweb/threa
 A world stays in the process that started it (its KV cache, memory and sampling noise live there). The server
 holds a RemoteSession, which starts and steps like a Session; the BatchStepper sends each process the steps of
 its worlds in one message, and the process steps them in batched passes, grouped by stepping key
-(worldmodel.session.step_together). A new world goes to the process with the fewest. The messages are pickles
+(worldmodel.session.step_together). A new world goes to the process with the fewest; its start takes that
+process's turn (tens of ms, or a second or two when it first loads a model or quant method that process has not
+loaded: its other players wait that long once). The messages are pickles
 over a pipe between this server and the processes it spawned; nothing from outside is unpickled. On a GPU the
 server keeps its worlds in its own process (app/live.py): there one process's batched passes keep the device
 busy, and every process would hold a CUDA context of its own.
