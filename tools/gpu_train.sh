@@ -15,14 +15,16 @@
 # and the call (device tool `run`, carry [".whl"], timeout_s 590):
 #   bash tools/gpu_train.sh $OUT
 # Stages, each timed into OUT/job.log: the smoke run; record FRAMES frames (150,000; every core, no mp4s); train
-# CONFIG; pack OUT/result.tar.part-* (15 MiB each: a file coming back is at most 16 MiB) with the pipeline, the
-# autoencoder, config.json, log.jsonl and loss.png. Back here:
+# CONFIG (stopped 20 s before BUDGET_S, 570 s from the start, if it runs long: its last checkpoint's pipeline then
+# comes back); pack OUT/result.tar.part-* (15 MiB each: a file coming back is at most 16 MiB) with the pipeline,
+# the autoencoder, config.json, log.jsonl and loss.png. Back here:
 #   mkdir -p runs/wm-gpu && cat FILES_AT/result.tar.part-* | tar x -C runs/wm-gpu
 # then judge it against the shipped default on unseen worlds before shipping anything (a new latent means every
 # figure of the model card, the quick suite and the full suite is measured again):
 #   python -m eval.measure --pipeline runs/wm-gpu/pipeline --out runs/measure-gpu --strip runs/measure-gpu/strip.png
 #   worldmodel eval --model runs/wm-gpu/pipeline --quick --out runs/eval/quick-gpu
 set -euo pipefail
+deadline=$(( $(date +%s) + ${BUDGET_S:-570} ))  # the call's limit is 600 s: keep time to pack what there is
 out=$(realpath -m "${1:?usage: tools/gpu_train.sh OUT [CONFIG]}")
 config=${2:-worldmodel/configs/gpu-default.json}
 frames=${FRAMES:-150000}
@@ -48,7 +50,10 @@ if [ "${SMOKE_ONLY:-0}" = 1 ]; then stage "smoke only: done"; exit 0; fi
 stage "record $frames frames"
 wm record --out "$work/data" --frames "$frames" --size 64 --seed 0 --player mixed --workers "$(nproc)" --no-video --no-progress
 stage "train $config"
-wm train --config "$config" --data "$work/data" --out "$work/run" --threads 8 --force
+# Stopped before the deadline if it runs long: the pipeline of its last checkpoint still comes back.
+timeout $(( deadline - $(date +%s) - 20 )) python3 -m app.cli train --config "$config" --data "$work/data" \
+    --out "$work/run" --threads 8 --force >>"$log" 2>&1 || stage "train stopped early (exit $?)"
+[ -d "$work/run/pipeline" ] || { tail -40 "$log"; exit 1; }
 stage "pack"
 tar c -C "$work/run" pipeline autoencoder config.json log.jsonl loss.png | split -b 15M - "$out/result.tar.part-"
 tr '\r' '\n' <"$log" | grep "reconstruction PSNR\|^step .*: next-frame" | tail -3
