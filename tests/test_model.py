@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from worldmodel.config import PRESETS, AutoencoderConfig, DiTConfig, SamplingConfig
-from worldmodel.dit import CausalDiT, KVCache
+from worldmodel.dit import CausalDiT, KVCache, apply_rope, rope_tables
 from worldmodel.sampler import sigma_schedule
 from worldmodel.schedule import flow_loss, move_view, residual_base, sample_train_sigmas, turn_view
 
@@ -135,6 +135,22 @@ def test_kv_cache_two_frames_at_once_with_commit_of_the_first():
     assert torch.allclose(out, full[:, 2:], atol=1e-5)
     with pytest.raises(ValueError, match="cache ends"):
         model(x[:, :1], sigma[:, :1], keys[:, :1], camera[:, :1], mask[:, :1], pos0=7, cache=cache)
+
+
+def test_a_step_that_commits_a_frame_can_skip_predicting_it():
+    """predict_committed=False: the same prediction for the new frame, and the same cache, as predicting both."""
+    model = random_dit()
+    x, sigma, keys, camera, mask = inputs(2, 3)
+    caches = [KVCache(DIT_CFG.window), KVCache(DIT_CFG.window)]
+    for cache in caches:
+        model(x[:, :1], sigma[:, :1], keys[:, :1], camera[:, :1], mask[:, :1], pos0=0, cache=cache, commit=1)
+    both = model(x[:, 1:], sigma[:, 1:], keys[:, 1:], camera[:, 1:], mask[:, 1:], pos0=1, cache=caches[0], commit=1)
+    new_only = model(x[:, 1:], sigma[:, 1:], keys[:, 1:], camera[:, 1:], mask[:, 1:], pos0=1, cache=caches[1],
+                     commit=1, predict_committed=False)
+    assert new_only.shape == both[:, 1:].shape
+    assert torch.allclose(new_only, both[:, 1:], atol=1e-5)
+    for k0, k1 in zip(caches[0].keys + caches[0].values, caches[1].keys + caches[1].values):
+        assert torch.equal(k0, k1)
 
 
 def test_rope_positions_are_relative():
@@ -263,3 +279,16 @@ def test_egomotion_model_predicts_depth_and_its_loss_trains_the_head():
     assert model.depth.net[0].weight.grad.abs().sum() > 0  # the head learns from the depth loss
     with pytest.raises(ValueError, match="depth head"):
         random_dit()(x, sigma, keys, camera, act_mask, with_depth=True)
+
+
+def test_rope_rotates_each_channel_pair_by_its_angle():
+    """apply_rope's complex form (float32) and its written-out form (other dtypes) both turn pair (x1, x2) of
+    position p by p * 10000^(-2i/hd)."""
+    x = torch.randn(2, 3, 5, 8)
+    positions = torch.arange(5) * 1000
+    turned = apply_rope(x, rope_tables(positions, 8))
+    angle = positions[:, None].double() * 10000 ** (-torch.arange(0, 8, 2).double() / 8)  # (L, 4)
+    x1, x2 = x.double()[..., 0::2], x.double()[..., 1::2]
+    assert torch.allclose(turned[..., 0::2].double(), x1 * angle.cos() - x2 * angle.sin(), atol=1e-5)
+    assert torch.allclose(turned[..., 1::2].double(), x1 * angle.sin() + x2 * angle.cos(), atol=1e-5)
+    assert torch.allclose(apply_rope(x.double(), rope_tables(positions, 8)).float(), turned, atol=1e-5)

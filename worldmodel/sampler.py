@@ -137,7 +137,7 @@ def sample_frame(
             if first_pass and pending is not None and i == 0:
                 inputs = current.stacked([pending])
                 return model(*inputs, pos0=pos - 1, cache=cache, commit=1, base_in=current.stacked_base_in([pending]),
-                             rope_shift=rope_shift)[:, -1]
+                             rope_shift=rope_shift, predict_committed=False)[:, -1]
             inputs = current.stacked([])
             return model(*inputs, pos0=pos, cache=cache, base_in=current.stacked_base_in([]), rope_shift=rope_shift)[:, -1]
 
