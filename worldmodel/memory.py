@@ -285,7 +285,10 @@ class WorldMemory:
             owner.append(idx[one])
             weight.append(w)
         # A point seen from afar and now near spans a k x k block, with its first pixel at floor(x - k/2 + 1/2).
+        spans = torch.bincount(span, minlength=MAX_SPLAT + 1).tolist()
         for k in range(2, MAX_SPLAT + 1):
+            if spans[k] == 0:
+                continue  # most views have no near point that needs a block
             sel = torch.nonzero(span == k).flatten()
             x0 = torch.floor(x[sel] - k / 2 + 0.5).to(torch.int64)
             y0 = torch.floor(y[sel] - k / 2 + 0.5).to(torch.int64)
