@@ -172,7 +172,8 @@ def card(pipeline: Path, train: Path, m: dict, bench: list[dict] | None, walk: P
         f"{top['sampling']['guidance']} on the actions. (Training wrote steps {run_cfg['sampling']['steps']}, context "
         f"{run_cfg['sampling']['context_sigma']}, guidance {run_cfg['sampling'].get('guidance', 1.0)}; chosen at shipping "
         "by a sweep of steps 1-4, guidance 1-3, context noise 0.1-0.4 and shift 1-2.5 on rollout PSNR, turns and a "
-        "1,000-frame play: more steps sharpen the frames but wash out or collapse long plays, guidance costs PSNR.)",
+        "1,000-frame play: more steps sharpen the frames but wash out or collapse long plays, guidance costs PSNR; "
+        "with the world memory 2 steps beat 3 on rollouts and revisits at 1.23x the speed.)",
         f"- Files: {size_mb:.1f} MB, float32 safetensors + JSON, no pickles. Quantize at load: "
         "`WorldPipeline.from_pretrained(quant=\"int8\")`.",
         "",
