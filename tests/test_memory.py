@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from data.render import View, overlay_mask, render_with_depth
 from data.scenes import get_scene
 from data.world import World
 from eval.fidelity import psnr
-from worldmodel.memory import CameraPose, WorldMemory
+from worldmodel.memory import CameraPose, WorldMemory, _fill_cracks
 
 SIZE = 64
 
@@ -147,3 +148,21 @@ def test_overlay_mask_covers_the_arm_and_crosshair_only():
     assert mask[SIZE // 2, SIZE // 2] and mask[-1, -1]  # crosshair centre, arm's corner
     assert not mask[:20].any() and not mask[:, :20].any()
     assert 0.05 < mask.mean() < 0.2
+
+
+def test_cracks_are_filled_from_the_nearest_neighbour_and_open_edges_are_not():
+    """A one-pixel crack in a covered wall takes its nearest neighbour's colour and depth; the straight edge of a
+    region never seen (3 covered neighbours) stays open."""
+    S = 8
+    covered = torch.zeros(S, S, dtype=torch.bool)
+    covered[:, :4] = True  # the left half seen, the right half never
+    covered[2, 1] = False  # a crack inside the seen half
+    depth = torch.full((S, S), 5.0)
+    depth[1, 2] = 2.0  # the crack's nearest neighbour, up and to the right
+    rgb = torch.zeros(S, S, 3, dtype=torch.uint8)
+    rgb[1, 2] = torch.tensor([10, 20, 30], dtype=torch.uint8)
+    out_rgb, out_depth, out_covered = _fill_cracks(rgb, depth, covered)
+    assert bool(out_covered[2, 1]) and out_depth[2, 1] == 2.0
+    assert out_rgb[2, 1].tolist() == [10, 20, 30]
+    assert not bool(out_covered[:, 4:].any())  # the unseen half's edge has only 3 covered neighbours
+    assert torch.equal(out_rgb[covered], rgb[covered]) and torch.equal(out_depth[covered], depth[covered])
