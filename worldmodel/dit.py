@@ -418,7 +418,7 @@ class CausalDiT(nn.Module):
         for layer, block in enumerate(self.blocks):
             last = layer == len(self.blocks) - 1
             if last and skip:
-                bands = [(slice(qs.start - skip * N, qs.stop - skip * N), ks) for qs, ks in bands[skip:]]
+                bands = frame_bands(q_pos[skip:], k_pos, cfg.window, N)  # the kept frames' queries, from token 0
             h, k, v = block(h, c, rotation, bands, cache, layer, frames_from=skip if last else 0)
             if commit:
                 cache.append(layer, k[:, :, : commit * N], v[:, :, : commit * N], N)
