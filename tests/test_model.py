@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from worldmodel.config import PRESETS, AutoencoderConfig, DiTConfig, SamplingConfig
-from worldmodel.dit import CausalDiT, KVCache, apply_rope, rope_tables
+from worldmodel.dit import CausalDiT, KVCache, apply_rope, rope_tables, widen_latent_channels
 from worldmodel.sampler import sigma_schedule
 from worldmodel.schedule import flow_loss, move_view, residual_base, sample_train_sigmas, turn_view
 
@@ -61,6 +61,29 @@ def test_output_shape_and_zero_init():
     assert out.shape == x[0].shape
     # adaLN-Zero + zero final layer: an untrained model predicts no change at all
     assert out.abs().max() == 0
+
+
+def test_a_dit_widened_to_more_latent_channels_starts_as_the_one_it_came_from():
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(DIT_CFG, view_fov=70.0, egomotion=True, depth_channels=8, base_input=True)
+    old = CausalDiT(cfg).eval()
+    for param in old.parameters():  # trained-looking weights: nothing zero by initialisation
+        param.data.normal_(0, 0.1)
+    wide_cfg = dataclasses.replace(cfg, latent_channels=2 * cfg.latent_channels)
+    wide = CausalDiT(wide_cfg).eval()
+    wide.load_state_dict(widen_latent_channels(old.state_dict(), wide_cfg.latent_channels, cfg.patch_size))
+    x, sigma, keys, camera, act_mask = inputs(2, 3, cfg)
+    extra = torch.randn_like(x)  # whatever the new channels hold
+    C = cfg.latent_channels
+    base = torch.randn(2, 3, C + 1, cfg.latent_size, cfg.latent_size)
+    wide_base = torch.cat([base[:, :, :C], torch.randn_like(base[:, :, :C]), base[:, :, C:]], dim=2)
+    out_old, depth_old = old(x, sigma, keys, camera, act_mask, base_in=base, with_depth=True)
+    out, depth = wide(torch.cat([x, extra], dim=2), sigma, keys, camera, act_mask, base_in=wide_base, with_depth=True)
+    torch.testing.assert_close(out[:, :, :C], out_old)
+    assert out[:, :, C:].abs().max() == 0  # the new channels: no change from the base
+    torch.testing.assert_close(depth, depth_old)
+    with pytest.raises(ValueError, match="narrow"):
+        widen_latent_channels(wide.state_dict(), C, cfg.patch_size)
 
 
 def test_patchify_round_trip():
@@ -234,6 +257,24 @@ def test_autoencoder_shapes_and_normalisation():
     ae.set_latent_stats(x)
     z = ae.encode(x)
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(AE_CFG.latent_channels), atol=1e-4)
+
+
+def test_an_autoencoder_with_more_latent_channels_starts_as_the_one_it_starts_from():
+    pytest.importorskip("diffusers")
+    from worldmodel.autoencoder import FrameAutoencoder
+
+    torch.manual_seed(0)
+    old = FrameAutoencoder(AE_CFG).eval()
+    wider = FrameAutoencoder(dataclasses.replace(AE_CFG, latent_channels=2 * AE_CFG.latent_channels)).eval()
+    wider.start_from(old)
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert torch.equal(wider(x), old(x))  # the new channels are read with zero weights
+    assert torch.equal(wider.encode_raw(x)[:, : AE_CFG.latent_channels], old.encode_raw(x))
+    assert float(wider.encode_raw(x)[:, AE_CFG.latent_channels :].detach().abs().max()) > 0  # but carry a signal to learn from
+    with pytest.raises(ValueError, match="cannot start"):
+        old.start_from(wider)
+    with pytest.raises(ValueError, match="same autoencoder layout"):
+        wider.start_from(FrameAutoencoder(dataclasses.replace(AE_CFG, encoder_blocks=(1, 1, 1))))
 
 
 def test_move_view_steps_near_things_more_than_far_ones_and_never_the_sky():

@@ -117,6 +117,32 @@ def test_tiny_run_end_to_end_then_resume(tmp_path):
     assert frames.shape == (3, 16, 16, 3)
 
 
+def test_a_sharper_autoencoder_and_its_world_model_start_from_a_trained_pipeline(tmp_path):
+    """More latent channels for detail: the autoencoder stage starts from a pipeline's autoencoder, then a world
+    stage in the same folder reads that autoencoder and starts its DiT from the pipeline's, widened."""
+    torch.set_num_threads(1)
+    from worldmodel.autoencoder import FrameAutoencoder
+    from worldmodel.pipeline import WorldPipeline
+
+    first = tmp_path / "first"
+    run(tiny_config(), first, windows=fake_windows)
+    ae_cfg, dit_cfg = PRESETS["wm-tiny"]
+    C = ae_cfg.latent_channels
+    wider = tiny_config(init_from=str(first / "pipeline"), ae_steps=1, steps=1, ae_lr=1e-12, lr=1e-12,
+                        ae_anchor_weight=1.0, autoencoder=dataclasses.replace(ae_cfg, latent_channels=2 * C),
+                        dit=dataclasses.replace(dit_cfg, latent_channels=2 * C))
+    out = tmp_path / "wider"
+    run(dataclasses.replace(wider, stages=("autoencoder",)), out, windows=fake_windows)
+    run(dataclasses.replace(wider, stages=("world",)), out, resume=True, windows=fake_windows)
+    old, new = WorldPipeline.from_pretrained(first / "pipeline"), WorldPipeline.from_pretrained(out / "pipeline")
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert new.autoencoder.cfg.latent_channels == 2 * C
+    assert torch.allclose(new.autoencoder(x), old.autoencoder(x), atol=1e-5)  # no learning rate: where it started
+    p2 = dit_cfg.patch_size**2
+    embed_old, embed_new = old.dit.x_embed.weight, new.dit.x_embed.weight
+    assert torch.allclose(embed_new[:, : C * p2], embed_old, atol=1e-5) and embed_new[:, C * p2 :].abs().max() < 1e-5
+
+
 def _ddp_worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)

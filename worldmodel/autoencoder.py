@@ -63,6 +63,36 @@ class FrameAutoencoder(nn.Module):
         load_weights(autoencoder, folder / "model.safetensors")
         return autoencoder.eval()
 
+    @torch.no_grad()
+    def start_from(self, other: FrameAutoencoder) -> None:
+        """Take `other`'s weights, where this one may have more latent channels: its latent channels come through
+        as they were, the new ones start with no effect on the picture (the decoder reads them with zero weights;
+        the encoder writes them with a tenth of its fresh initialisation, so they carry a signal to learn from).
+        A sharper autoencoder then starts as good as the old one. Both must otherwise be the same layout."""
+        if not (self.trainable and other.trainable):
+            raise ValueError("start_from needs two trained-layout autoencoders, not pixel space")
+        if self.cfg.latent_channels < other.cfg.latent_channels:
+            raise ValueError(f"cannot start {self.cfg.latent_channels} latent channels from {other.cfg.latent_channels}")
+        own, theirs = self.vae.state_dict(), other.vae.state_dict()
+        if own.keys() != theirs.keys():
+            raise ValueError("start_from needs the same autoencoder layout (blocks and channels)")
+        encoder_out = f"encoder.layers.{len(self.vae.encoder.layers) - 1}"  # the last conv writes the latents
+        decoder_in = next(k for k in own if k.startswith("decoder.") and k.endswith(".weight"))  # the first reads them
+        for name, mine in own.items():
+            old = theirs[name]
+            if mine.shape == old.shape:
+                mine.copy_(old)
+            elif name.startswith(encoder_out):  # (C, ...) over the output channels
+                mine[len(old) :].mul_(0.1)  # the new channels: their fresh initialisation, scaled down
+                mine[: len(old)].copy_(old)
+            elif name == decoder_in:  # (out, C, 3, 3) over the input channels
+                mine.zero_()
+                mine[:, : old.shape[1]].copy_(old)
+            else:
+                raise ValueError(f"start_from: {name} is {tuple(mine.shape)} here but {tuple(old.shape)} in the other")
+        self.latent_mean.zero_()
+        self.latent_std.fill_(1.0)
+
     @property
     def trainable(self) -> bool:
         return self.vae is not None

@@ -220,7 +220,9 @@ class TrainConfig:
 
     data: str = ""  # folder of recorded clips (data.clips.ClipWindows)
     stages: tuple[str, ...] = STAGES
-    init_from: str = ""  # a pipeline folder whose autoencoder (and dit, if shapes match) start the run
+    # A pipeline folder to start from: its autoencoder starts the autoencoder stage (FrameAutoencoder.start_from:
+    # more latent channels allowed) or is used as it is without that stage; its dit starts the world stage.
+    init_from: str = ""
     seed: int = 0
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
@@ -232,6 +234,9 @@ class TrainConfig:
     ae_lr: float = 1e-3
     ae_warmup_steps: int = 50
     ae_edge_weight: float = 0.5  # weight of the image-gradient loss that keeps block edges sharp
+    # With init_from: weight of the squared drift of the latent channels it starts from (raw, against the starting
+    # autoencoder's), so the world model trained on them still reads them and the new channels carry the detail.
+    ae_anchor_weight: float = 0.0
     # world-model stage
     steps: int = 20000
     max_minutes: float = 70.0
@@ -288,8 +293,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.context_sigma_max < 1.0:
             raise ValueError(f"context_sigma_max must be in (0, 1), got {self.context_sigma_max}")
-        if self.depth_weight < 0:
-            raise ValueError(f"depth_weight must be >= 0, got {self.depth_weight}")
+        if self.depth_weight < 0 or self.ae_anchor_weight < 0:
+            raise ValueError(f"depth_weight and ae_anchor_weight must be >= 0, got {self.depth_weight}, {self.ae_anchor_weight}")
         if self.memory_clips < 0 or self.memory_restart < 2:
             raise ValueError(f"memory_clips must be >= 0 and memory_restart >= 2, got {self.memory_clips}, {self.memory_restart}")
         if self.memory_base_prob > 0 and not (self.dit.base_input and self.sampling.memory):

@@ -291,6 +291,36 @@ class DepthHead(nn.Module):
         return (self.MAX_INVERSE_DEPTH * torch.sigmoid(out)).reshape(*lead, h, w)
 
 
+def widen_latent_channels(state: dict[str, torch.Tensor], channels: int, patch_size: int) -> dict[str, torch.Tensor]:
+    """A DiT's weights for `channels` latent channels from those of one with fewer (an autoencoder given more
+    channels for detail, FrameAutoencoder.start_from): the old channels are read and predicted as before, the new
+    ones are read with zero weights and predicted as no change from the residual base. So the wider model starts
+    out as the old one, carrying the new channels from its base (the memory's picture, the last frame moved)."""
+    p2 = patch_size * patch_size
+    old = state["x_embed.weight"].shape[1] // p2
+    if channels < old:
+        raise ValueError(f"cannot narrow a DiT from {old} to {channels} latent channels")
+    out = dict(state)
+
+    def widened(t: torch.Tensor, dim: int, groups: int) -> torch.Tensor:
+        """t with its `dim` axis, `groups` blocks of old channels then one of the rest, spread to the new count."""
+        shape = list(t.shape)
+        per = shape[dim] // groups  # p*p entries per channel in a patch vector, 1 in a convolution's channels
+        parts = t.split([old * per, shape[dim] - old * per], dim=dim)
+        pad_shape = shape.copy()
+        pad_shape[dim] = (channels - old) * per
+        return torch.cat([parts[0], t.new_zeros(pad_shape), parts[1]], dim=dim)
+
+    out["x_embed.weight"] = widened(state["x_embed.weight"], 1, old)
+    out["final.linear.weight"] = widened(state["final.linear.weight"], 0, old)
+    out["final.linear.bias"] = widened(state["final.linear.bias"], 0, old)
+    if "depth.net.0.weight" in state:  # reads the latent channels and then the noise level
+        out["depth.net.0.weight"] = widened(state["depth.net.0.weight"], 1, old + 1)
+    if "base_embed.weight" in state:  # the base's channels and then the memory's coverage, per patch
+        out["base_embed.weight"] = widened(state["base_embed.weight"], 1, old + 1)
+    return out
+
+
 class CausalDiT(nn.Module):
     def __init__(self, cfg: DiTConfig):
         super().__init__()

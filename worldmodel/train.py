@@ -63,10 +63,10 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFacto
         dd.barrier()
         if "autoencoder" in cfg.stages:
             ae = train_autoencoder(cfg, out, resume, dd, windows)
+        elif (out / "autoencoder" / "model.safetensors").is_file():  # this run's own autoencoder stage, run before
+            ae = FrameAutoencoder.from_pretrained(out / "autoencoder").to(dd.device)
         elif cfg.init_from:
             ae = FrameAutoencoder.from_pretrained(Path(cfg.init_from) / "autoencoder").to(dd.device)
-        elif (out / "autoencoder" / "model.safetensors").is_file():
-            ae = FrameAutoencoder.from_pretrained(out / "autoencoder").to(dd.device)
         else:
             raise ValueError("the world stage needs an autoencoder: add the 'autoencoder' stage, set init_from, "
                              f"or train one into {out / 'autoencoder'} first")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodel.autoencoder import FrameAutoencoder, reconstruction_loss, to_model_range
@@ -20,9 +21,26 @@ from worldmodel.train_log import append_log, plot_losses
 from worldmodel.training import Budget, WindowsFactory, restore_rng, rng_tensors
 
 
+class Reconstruct(torch.nn.Module):
+    """The autoencoder's reconstruction and its raw latents in one forward (so DDP sees one call)."""
+
+    def __init__(self, ae: FrameAutoencoder):
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.ae.encode_raw(x)
+        return self.ae.decode_raw(z), z
+
+
 def train_autoencoder(cfg: TrainConfig, out: Path, resume: bool, dd: Dist, windows: WindowsFactory) -> FrameAutoencoder:
     torch.manual_seed(cfg.seed + dd.rank)
     ae = FrameAutoencoder(cfg.autoencoder).to(dd.device)
+    anchor = None  # the autoencoder this one starts from, whose latent channels it keeps (ae_anchor_weight)
+    if cfg.init_from and ae.trainable:  # a sharper autoencoder from an existing one (more latent channels, say)
+        anchor = FrameAutoencoder.from_pretrained(Path(cfg.init_from) / "autoencoder").to(dd.device)
+        ae.start_from(anchor)
+        anchor.requires_grad_(False)
     if not ae.trainable:  # pixel space: nothing to learn, frames in [-1, 1] are the latents
         if dd.main:
             ae.save_pretrained(out / "autoencoder")
@@ -42,7 +60,7 @@ def train_autoencoder(cfg: TrainConfig, out: Path, resume: bool, dd: Dist, windo
         optimizer_from_flat(opt, tensors, meta)
         restore_rng(tensors, gen)
         step, spent = meta["step"], meta["minutes"]
-    model = torch.nn.parallel.DistributedDataParallel(ae) if dd.on else ae
+    model = torch.nn.parallel.DistributedDataParallel(Reconstruct(ae)) if dd.on else Reconstruct(ae)
     budget = Budget(cfg.ae_steps, cfg.ae_minutes, spent)
 
     def save(step: int) -> None:
@@ -63,7 +81,16 @@ def train_autoencoder(cfg: TrainConfig, out: Path, resume: bool, dd: Dist, windo
         idx = torch.randint(len(dataset), (cfg.ae_batch_size,), generator=gen)
         obs = torch.stack([dataset[int(i)]["obs"][0] for i in idx]).to(dd.device)
         x = to_model_range(obs)
-        loss, parts = reconstruction_loss(model(x), x, cfg.ae_edge_weight)
+        recon, z = model(x)
+        loss, parts = reconstruction_loss(recon, x, cfg.ae_edge_weight)
+        if anchor is not None and cfg.ae_anchor_weight > 0:
+            # Keep the channels it started from where they were, so a world model trained on them still reads
+            # them: what the new channels add is detail on top.
+            with torch.no_grad():
+                target = anchor.encode_raw(x)
+            drift = F.mse_loss(z[:, : target.shape[1]], target)
+            loss = loss + cfg.ae_anchor_weight * drift
+            parts["anchor"] = float(drift.detach())
         stop_on_non_finite_loss(loss, "autoencoder", step, ckpt_dir, dd)
         opt.zero_grad(set_to_none=True)
         loss.backward()

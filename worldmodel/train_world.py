@@ -19,7 +19,7 @@ from worldmodel.autoencoder import FrameAutoencoder
 from worldmodel.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, prefixed, save_checkpoint, unprefixed
 from worldmodel.config import TrainConfig
 from worldmodel.distributed import Dist
-from worldmodel.dit import CausalDiT
+from worldmodel.dit import CausalDiT, widen_latent_channels
 from worldmodel.finite import stop_on_non_finite_loss
 from worldmodel.latents import LatentClips, add_ground_truth, cache_key, encode_windows, fingerprint, release_freed_memory
 from worldmodel.lr_schedule import warmup_cosine
@@ -237,6 +237,8 @@ def _init_dit_from(dit: CausalDiT, folder: Path) -> None:
         return
     state = load_file(str(path))
     own = dit.state_dict()
+    if state["x_embed.weight"].shape[1] < own["x_embed.weight"].shape[1]:  # an autoencoder with more channels now
+        state = widen_latent_channels(state, dit.cfg.latent_channels, dit.cfg.patch_size)
     # A DiT without a depth head starts one that has it (the head then learns from scratch); one without a base
     # input starts it at zero (so the model starts as it was).
     new = {k for k in own if k.startswith(("depth.", "base_embed."))} - set(state)
