@@ -83,6 +83,12 @@ def test_shipped_default_config_parses():
     assert cfg.autoencoder.image_size == 64 and cfg.stages == ("autoencoder", "world")
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "worldmodel" / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_every_config_in_the_repository_parses(path):
+    cfg = load_train_config(str(path))
+    assert cfg.autoencoder.latent_channels == cfg.dit.latent_channels
+
+
 def test_lr_schedule_warms_up_and_decays():
     assert warmup_cosine(1.0, 0.0, 0.1, step=0, warmup=10) == pytest.approx(0.1)
     assert warmup_cosine(1.0, 0.0, 0.1, step=10, warmup=10) == pytest.approx(1.0)
