@@ -127,7 +127,6 @@ def test_a_sharper_autoencoder_and_its_world_model_start_from_a_trained_pipeline
     """More latent channels for detail: the autoencoder stage starts from a pipeline's autoencoder, then a world
     stage in the same folder reads that autoencoder and starts its DiT from the pipeline's, widened."""
     torch.set_num_threads(1)
-    from worldmodel.autoencoder import FrameAutoencoder
     from worldmodel.pipeline import WorldPipeline
 
     first = tmp_path / "first"
