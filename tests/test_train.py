@@ -76,6 +76,8 @@ def test_config_round_trip_and_errors(tmp_path):
         load_train_config(str(path))
     with pytest.raises(ValueError, match="seq_len"):
         tiny_config(seq_len=1)
+    with pytest.raises(ValueError, match="init_from"):
+        tiny_config(ae_anchor_weight=1.0)
 
 
 def test_shipped_default_config_parses():

@@ -295,6 +295,8 @@ class TrainConfig:
             raise ValueError(f"context_sigma_max must be in (0, 1), got {self.context_sigma_max}")
         if self.depth_weight < 0 or self.ae_anchor_weight < 0:
             raise ValueError(f"depth_weight and ae_anchor_weight must be >= 0, got {self.depth_weight}, {self.ae_anchor_weight}")
+        if self.ae_anchor_weight > 0 and not self.init_from:
+            raise ValueError("ae_anchor_weight keeps the latent channels of the autoencoder in init_from: set init_from")
         if self.memory_clips < 0 or self.memory_restart < 2:
             raise ValueError(f"memory_clips must be >= 0 and memory_restart >= 2, got {self.memory_clips}, {self.memory_restart}")
         if self.memory_base_prob > 0 and not (self.dit.base_input and self.sampling.memory):

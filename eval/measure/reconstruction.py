@@ -60,11 +60,15 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=1000, help="how many frames, spread over the clips")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
+    if args.frames < 1:
+        parser.error(f"--frames must be at least 1, got {args.frames}")
     torch.set_num_threads(1)
     frames = held_out_frames(Path(args.clips), args.frames)
     rows = {}
     for folder in args.autoencoders:
         ae = FrameAutoencoder.from_pretrained(folder)
+        if ae.cfg.image_size != frames.shape[1]:
+            parser.error(f"{folder} works on {ae.cfg.image_size}px frames, the clips in {args.clips} are {frames.shape[1]}px")
         rows[folder] = {"latent_channels": ae.cfg.latent_channels, **reconstruction(ae, frames)}
     if args.json:
         print(json.dumps(rows, indent=2))
