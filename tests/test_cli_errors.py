@@ -116,6 +116,8 @@ TABLE = [
      "dit.depth must be a whole number"),
     ("train: --data missing", lambda t, c, p: ["train", "--config", train_config(t, TINY), "--data", "/nonexistent"],
      "/nonexistent: no such folder of clips"),
+    ("train: init_from missing", lambda t, c, p: ["train", "--config", train_config(t, {**TINY, "init_from": "nodir"})],
+     "nodir: not a pipeline folder (the config's \"init_from\""),
     ("train: --steps -5", lambda t, c, p: ["train", "--config", train_config(t, TINY), "--steps", "-5"],
      "steps must be >= 1, got -5"),
     ("train: --max-minutes nan", lambda t, c, p: ["train", "--config", train_config(t, TINY), "--max-minutes", "nan"],

@@ -116,6 +116,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("no data: set \"data\" in the config or pass --data")
     if not os.path.isdir(cfg.data):
         raise ValueError(f"{cfg.data}: no such folder of clips (the config's \"data\", or --data)")
+    if cfg.init_from and not (Path(cfg.init_from) / "config.json").is_file():
+        # Checked here, before any work, so a missing starting point is named as the config's, not as a file deep inside it.
+        raise ValueError(f"{cfg.init_from}: not a pipeline folder (the config's \"init_from\", the weights this run starts "
+                         "from); train that run first or point init_from at a pipeline folder")
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     run(cfg, out, resume=args.resume, threads=args.threads, force=args.force)
     return 0
