@@ -200,3 +200,15 @@ def test_a_huge_picture_is_refused_without_a_pil_warning(tmp_path):
         warnings.simplefilter("error")  # any warning fails the test
         with pytest.raises(ImageError, match="10000x10000 pixels; the limit is 8192"):
             load_image(tmp_path / "huge.png")
+
+
+def test_training_on_memory_bases_under_torchrun_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """A DiT that reads its base trains in one process; under torchrun (WORLD_SIZE 2) it says so at once."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    config = train_config(tmp_path, {**TINY, "dit": {"egomotion": True, "view_fov": 70.0, "base_input": True}})
+    code = main(["train", "--config", config, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "trains in one process" in err, err
+    assert not (tmp_path / "run").exists()  # nothing was written

@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from worldmodel.autoencoder import FrameAutoencoder
 from worldmodel.config import TrainConfig, load_train_config, to_dict
-from worldmodel.distributed import setup_dist
+from worldmodel.distributed import rank_and_world, setup_dist
 from worldmodel.dit import CausalDiT
 from worldmodel.run_folder import check_run_folder, clear_for_fresh_run
 from worldmodel.train_autoencoder import train_autoencoder
@@ -120,6 +120,10 @@ def main(args: argparse.Namespace) -> int:
         # Checked here, before any work, so a missing starting point is named as the config's, not as a file deep inside it.
         raise ValueError(f"{cfg.init_from}: not a pipeline folder (the config's \"init_from\", the weights this run starts "
                          "from); train that run first or point init_from at a pipeline folder")
+    if cfg.dit.base_input and "world" in cfg.stages and rank_and_world()[1] > 1:
+        # Checked before any work: such a run would otherwise stop only after encoding every clip.
+        raise ValueError("a DiT that reads its base (dit.base_input, memory-made bases) trains in one process: run "
+                         "`worldmodel train` (or python -m worldmodel.train) with --threads 2 instead of torchrun")
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     run(cfg, out, resume=args.resume, threads=args.threads, force=args.force)
     return 0
