@@ -278,3 +278,39 @@ def test_sessions_stepped_together_make_the_frames_they_make_alone(models, walki
             assert a.shape == b.shape and differ.max() <= 1 and (differ > 0).mean() < 2e-3
     assert [s.pos for s in together] == [10, 8, 5]
     assert len({s.stepping_key() for s in together}) == 1  # all past their first frames now
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_a_motion_context_is_taken_in_and_cached_equals_uncached(models, walking_dit, memory):
+    """start(image, context=(frames, actions)): the context frames fill the network's context (the cache gets their
+    keys and values, so a cached play equals an uncached one) and the walk takes up their motion."""
+    ae, _ = models
+    sampling = SamplingConfig(steps=2, context_sigma=0.1, memory=memory)
+    earlier = np.stack([image(5, 16), image(6, 16), image(7, 16)])
+    running = [Action({"forward", "sprint"})] * 3
+    plays = []
+    for use_cache in (True, False):
+        session = Session(walking_dit, ae, sampling, seed=1, use_cache=use_cache)
+        first = session.start(image(8, 16), context=(earlier, running))
+        assert first.shape == (16, 16, 3) and session.pos == 3
+        if memory:
+            np.testing.assert_array_equal(first, image(8, 16))  # the image itself, as a start without context
+        assert session.walks[0].vz < -0.1  # running forward (north) into the first step, as the game would be
+        plays.append([first] + [session.step(a) for a in ACTIONS * 2])
+    if memory:  # the memory starts from the image alone, as without a context (what is seen first wins there)
+        assert 0.5 * 16 * 16 < len(session.memories[0]) <= 16 * 16  # one picture's points, less the arm
+    for a, b in zip(*plays):
+        assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1
+    # A batch: (B, K, H, W, 3) frames, each action one for all games or B of them.
+    batch = Session(walking_dit, ae, sampling, seed=1)
+    frames = batch.start(np.stack([image(8, 16)] * 2), context=(np.stack([earlier] * 2), [NOOP, running[:2], NOOP]))
+    assert frames.shape == (2, 16, 16, 3) and batch.step(NOOP).shape == (2, 16, 16, 3)
+
+
+def test_a_motion_context_that_does_not_fit_is_refused(models, walking_dit):
+    ae, _ = models
+    s = Session(walking_dit, ae, SamplingConfig(steps=1), seed=0)
+    with pytest.raises(ValueError, match="one action after each of its frames: 2 frames, 1 actions"):
+        s.start(image(), context=(np.stack([image(1), image(2)]), [NOOP]))
+    with pytest.raises(ValueError, match=r"context frames must be uint8 shaped like \(K, 16, 16, 3\)"):
+        s.start(image(), context=(np.zeros((2, 8, 8, 3), np.uint8), [NOOP, NOOP]))

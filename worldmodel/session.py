@@ -41,7 +41,7 @@ from worldmodel.dit import CausalDiT, KVCache
 from worldmodel.egomotion import EgoMotion
 from worldmodel.finite import NonFiniteError
 from worldmodel.memory import MemoryView, WorldMemory
-from worldmodel.sampler import FrameInputs, sample_frame
+from worldmodel.sampler import FrameInputs, base_input, latent_base, sample_frame
 from worldmodel.schedule import move_view
 
 
@@ -90,9 +90,45 @@ class Session:
         return (self.batch, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
 
     @torch.no_grad()
-    def start(self, image: np.ndarray) -> np.ndarray:
+    def start(self, image: np.ndarray, context: tuple[np.ndarray, Sequence] | None = None) -> np.ndarray:
         """Begin a play from a uint8 image (H, W, 3), or a batch (B, H, W, 3). Returns the start frame(s) as the
-        model sees them (through the autoencoder), same layout as the input."""
+        model sees them (through the autoencoder; with the memory, the image itself), same layout as the input.
+
+        context=(frames, actions) is a motion context: the K frames just before the image, uint8 (K, H, W, 3), or
+        (B, K, H, W, 3) for a batch, and the K actions that led on from each (actions[k] made frames[k + 1], the
+        last made the image), each one Action or B of them. The play then starts as if it had shown them: they are
+        in the network's context, in the memory, and the walk has their motion (a player who was running is still
+        running, so the first steps land where the game's do)."""
+        images = self._start_images(image)
+        if context is None:
+            return self._begin(images)
+        frames, actions = context
+        frames = np.asarray(frames)
+        frames = frames[None] if self.single else frames
+        if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[0] != len(images) or frames.shape[2:] != images.shape[1:]:
+            raise ValueError(f"context frames must be uint8 shaped like {'(K, ' if self.single else '(B, K, '}"
+                             f"{', '.join(map(str, images.shape[1:]))}), got {frames.dtype} {np.asarray(context[0]).shape}")
+        if len(actions) != frames.shape[1] or not len(actions):
+            raise ValueError(f"a motion context needs one action after each of its frames: {frames.shape[1]} frames, "
+                             f"{len(actions)} actions")
+        self._begin(frames[:, 0])
+        for k in range(1, frames.shape[1]):
+            self._take(actions[k - 1], frames[:, k])
+        self._take(actions[-1], images)
+        if not self.sampling.memory:  # the image as the autoencoder gives it back, as _begin shows a start image
+            obs = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(self.device)
+            return self._to_numpy(self.autoencoder.decode(self.autoencoder.encode(to_model_range(obs))))
+        # The memory starts again from the image alone, as a start without context: it is the truest picture
+        # of the place, and in the memory the points seen first win where both saw the same surface.
+        self.memories = [WorldMemory(self.image_size, self.sampling.memory_points) for _ in images]
+        self.screen = self.shown.copy()  # the arm and crosshair as the image draws them
+        self.shown_depth = self._pixel_depth(self.pending)
+        for memory, walk, frame, depth in zip(self.memories, self.walks, self.scenery, self.shown_depth):
+            memory.insert(frame, depth, walk.pose(), where=~self.hand)
+        return self.shown[0] if self.single else self.shown.copy()
+
+    def _start_images(self, image: np.ndarray) -> np.ndarray:
+        """The start image(s) checked, as (B, H, W, 3); sets whether this play is a single game."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
             raise ValueError(f"start image must be uint8 (H, W, 3) or (B, H, W, 3), got {image.dtype} {image.shape}")
@@ -101,6 +137,11 @@ class Session:
         size = self.image_size
         if images.shape[1:3] != (size, size):
             raise ValueError(f"start image is {images.shape[2]}x{images.shape[1]}; this model works at {size}x{size}")
+        return images
+
+    def _begin(self, images: np.ndarray) -> np.ndarray:
+        """A fresh play from images (B, H, W, 3): an empty context, the walk at rest, a memory of the images."""
+        size = self.image_size
         self.batch = images.shape[0]
         obs = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(self.device)  # a copy: images may be read-only
         z = self.autoencoder.encode(to_model_range(obs))  # (B, C, h, w)
@@ -146,12 +187,7 @@ class Session:
     def _begin_step(self, act: Action | Sequence[Action]) -> _StepInputs:
         """What this session brings to a step, before the network runs: its actions, the camera's step and, with
         the memory, the base the network paints on."""
-        acts = [act] if isinstance(act, Action) else list(act)
-        if len(acts) == 1 and self.batch > 1:
-            acts = acts * self.batch
-        if len(acts) != self.batch:
-            raise ValueError(f"got {len(acts)} actions for a batch of {self.batch} sessions")
-        keys_np, camera_np = stack(acts)
+        keys_np, camera_np = stack(self._actions(act))
         keys = torch.from_numpy(keys_np).to(self.device)
         camera = torch.from_numpy(camera_np).to(self.device)
         motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
@@ -198,23 +234,50 @@ class Session:
         (worldmodel.memory_bases)."""
         if not self.memories:
             raise RuntimeError("observe needs a session with the world memory (sampling.memory) started")
-        acts = [act] if isinstance(act, Action) else list(act)
-        acts = acts * self.batch if len(acts) == 1 else acts
-        frames = np.asarray(frame)[None] if self.single else np.asarray(frame)
-        keys_np, camera_np = stack(acts)
+        frames = np.asarray(frame)
+        return self._take(act, frames[None] if self.single else frames)
+
+    def _take(self, act: Action | Sequence[Action], frames: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Take in known frames (B, H, W, 3) that `act` made, as step would have shown them: the walk steps, the
+        pending frame's keys and values go into the cache (the sampler's first step would have put them there),
+        the frames become the pending context frame, and with the memory, they join it. Returns the memory's
+        picture of them encoded and its coverage (observe), or (None, None) without the memory."""
+        keys_np, camera_np = stack(self._actions(act))
+        keys = torch.from_numpy(keys_np).to(self.device)
         camera = torch.from_numpy(camera_np).to(self.device)
         motion = torch.from_numpy(np.stack([w.step(k, c) for w, k, c in zip(self.walks, keys_np, camera_np)]))
-        views, remembered, covered = self._memory_picture(keys_np, camera, motion)
+        views, remembered, covered = (self._memory_picture(keys_np, camera, motion) if self.memories
+                                      else (None, None, None))  # fmt: skip
+        base_in = None
+        if self.dit.cfg.base_input:  # what the network would have read beside this frame, made from the old context
+            base = (self._memory_base(remembered, camera, motion) if remembered is not None
+                    else latent_base(self.dit, self.pending, camera, motion.to(self.device)))  # fmt: skip
+            base_in = base_input(base, covered)
+        if self.cache is not None:
+            pending = self.pending
+            self.dit(*pending.stacked([]), pos0=self.pos, cache=self.cache, commit=1,
+                     base_in=pending.stacked_base_in([]))  # fmt: skip
         z = self.autoencoder.encode(to_model_range(torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).to(self.device)))
         s_c = self.sampling.context_sigma
         self.context_noise = self._noise(self._latent_shape())
         x_ctx = (1 - s_c) * z + s_c * self.context_noise
         on = torch.ones(self.batch, dtype=torch.bool, device=self.device)
-        keys = torch.from_numpy(keys_np).to(self.device)
-        self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on)
+        self.pending = FrameInputs(x_ctx, torch.full((self.batch,), s_c, device=self.device), keys, camera, on, base_in)
+        if not self.use_cache:
+            self.history.append(self.pending)
         self.pos += 1
-        self._remember(np.array(frames), views)
+        if views is not None:
+            self._remember(np.array(frames), views)
         return remembered, covered
+
+    def _actions(self, act: Action | Sequence[Action]) -> list[Action]:
+        """One action for every game of the batch: one Action for all of them, or B of them."""
+        acts = [act] if isinstance(act, Action) else list(act)
+        if len(acts) == 1 and self.batch > 1:
+            acts = acts * self.batch
+        if len(acts) != self.batch:
+            raise ValueError(f"got {len(acts)} actions for a batch of {self.batch} sessions")
+        return acts
 
     def _memory_base(self, remembered: torch.Tensor, camera: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         """The residual base (B, C, h, w) from the memory's picture encoded, as the network was trained to see one:

@@ -6,6 +6,7 @@ import json
 
 from eval.measure.responsiveness import CONDITIONS
 from eval.measure.revisit import markdown as revisit_markdown
+from eval.measure.rollouts import CONTEXT
 
 
 def markdown(r: dict) -> str:
@@ -21,11 +22,14 @@ def markdown(r: dict) -> str:
         "| frames | PSNR dB | SSIM |",
         "|---|---|---|",
     ]
-    for name in ("model", "model_shuffled_actions", "copy_last", "turn_last", "step_last", "autoencoder_ceiling"):
+    for name in ("model", "model_shuffled_actions", "copy_last", "turn_last", "step_last", "model_with_context",
+                 "step_last_with_context", "autoencoder_ceiling"):
         if name + "_psnr" in f:
             lines.append(f"| {name} | {f[name + '_psnr']:.2f} | {f[name + '_ssim']:.3f} |")
     lines += [
         "",
+        f"`_with_context`: given the {CONTEXT} true frames before the start and their actions (a motion context; "
+        "step-last's walk then takes up their motion too).",
         f"model beats copy-last on {100 * f['model_beats_copy_fraction']:.0f}% of rollouts.",
         "PSNR by horizon (model / copy-last): "
         + ", ".join(

@@ -1,5 +1,9 @@
 """(a) 8-frame rollouts from recorded frames of unseen worlds, with the clips' own actions, against
-the true frames, beside copy-last, turn-last, step-last, another rollout's actions and the autoencoder's ceiling."""
+the true frames, beside copy-last, turn-last, step-last, another rollout's actions and the autoencoder's ceiling.
+
+Each rollout starts from one true frame. It is also played with a motion context (the CONTEXT true frames
+before it and their actions, Session.start), beside step-last given the same actions before the start (its walk
+takes up their motion): the player is often already moving, which a start frame alone cannot tell."""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ import numpy as np
 
 from data.replay import replay_inverse_depth
 from eval.fidelity import fidelity_curves
-from eval.measure.rollouts import HORIZON, autoencode, mean_curves, rollout, step_last, turn_last
+from eval.measure.rollouts import CONTEXT, HORIZON, autoencode, mean_curves, rollout, step_last, turn_last
 from worldmodel.pipeline import WorldPipeline
 
 
 def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
     from data.clips import find_clips, read_clip
 
-    starts, depths, actions, truths, seeds = [], [], [], [], []
+    starts, depths, actions, truths, seeds, before, before_actions = [], [], [], [], [], [], []
     for path in find_clips(val_dir):
         clip = read_clip(path)
         depth = replay_inverse_depth(path)
@@ -25,6 +29,8 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
         n = len(clip.frames)
         for t in np.linspace(20, n - HORIZON - 2, per_clip).round().astype(int):
             starts.append(clip.frames[t])
+            before.append(clip.frames[t - CONTEXT : t])
+            before_actions.append(list(clip.actions[t - CONTEXT : t]))
             depths.append(depth[t])
             actions.append(list(clip.actions[t : t + HORIZON]))
             truths.append(np.asarray(clip.frames[t : t + HORIZON + 1]))
@@ -35,9 +41,11 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
     gen_s = time.time() - t0
     shuffled_actions = actions[B // 2 :] + actions[: B // 2]  # another rollout's actions (a derangement for B > 1)
     model_shuffled = rollout(pipe, starts, shuffled_actions)
+    model_context = rollout(pipe, starts, actions, context=(np.stack(before), before_actions))
     copy_last = np.repeat(truths[:, :1], HORIZON + 1, axis=1)
     turned = turn_last(starts, actions)
     stepped = step_last(starts, np.stack(depths), actions)
+    stepped_context = step_last(starts, np.stack(depths), actions, context_actions=before_actions)
     ceiling = autoencode(pipe, truths.reshape(-1, *truths.shape[2:])).reshape(truths.shape)
     rows = {
         "model": mean_curves(model, truths),
@@ -45,6 +53,8 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
         "copy_last": mean_curves(copy_last, truths),
         "turn_last": mean_curves(turned, truths),
         "step_last": mean_curves(stepped, truths),
+        "model_with_context": mean_curves(model_context, truths),
+        "step_last_with_context": mean_curves(stepped_context, truths),
         "autoencoder_ceiling": mean_curves(ceiling, truths),
     }
     per_rollout_model = [np.mean(fidelity_curves(v[1:], g[1:])["psnr"]) for v, g in zip(model, truths)]

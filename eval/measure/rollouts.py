@@ -15,12 +15,19 @@ from worldmodel.pipeline import WorldPipeline
 from worldmodel.schedule import move_view, turn_view
 
 HORIZON = 8
+CONTEXT = 4  # frames of motion context a rollout may be given
 
 
-def rollout(pipe: WorldPipeline, starts: np.ndarray, actions: list[list[Action]], seed: int = 0) -> np.ndarray:
-    """Batched sessions: starts (B, H, W, 3), actions B lists of T -> (B, T + 1, H, W, 3), frame 0 the start."""
+def rollout(pipe: WorldPipeline, starts: np.ndarray, actions: list[list[Action]], seed: int = 0,
+            context: tuple[np.ndarray, list[list[Action]]] | None = None) -> np.ndarray:
+    """Batched sessions: starts (B, H, W, 3), actions B lists of T -> (B, T + 1, H, W, 3), frame 0 the start.
+    context: a motion context, the K frames before each start (B, K, H, W, 3) and B lists of the K actions that
+    led on from them (Session.start)."""
     session = pipe.new_session(seed=seed)
-    frames = [session.start(starts)]
+    if context is not None:
+        frames, acts = context
+        context = (frames, [[a[k] for a in acts] for k in range(len(acts[0]))])  # K steps of B actions
+    frames = [session.start(starts, context=context)]
     for t in range(len(actions[0])):
         frames.append(session.step([a[t] for a in actions]))
     return np.stack(frames, axis=1)
@@ -44,13 +51,20 @@ def turn_last(starts: np.ndarray, actions: list[list[Action]]) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def step_last(starts: np.ndarray, depths: np.ndarray, actions: list[list[Action]]) -> np.ndarray:
+def step_last(starts: np.ndarray, depths: np.ndarray, actions: list[list[Action]],
+              context_actions: list[list[Action]] | None = None) -> np.ndarray:
     """The start frame turned by the mouse and stepped by the keys (worldmodel.egomotion, from rest) at the
     simulator's true inverse depth (B, H, W), the depth moved along with the picture, nothing else:
-    (B, T + 1, H, W, 3). The geometry an egomotion model's base starts from, with perfect depth."""
+    (B, T + 1, H, W, 3). The geometry an egomotion model's base starts from, with perfect depth.
+    context_actions: B lists of the actions before the start (a motion context's): the walk takes up their
+    motion first, as a session given that context does, so the geometry knows what the model knows."""
     frame = torch.from_numpy(np.ascontiguousarray(starts)).permute(0, 3, 1, 2).float()
     depth = torch.from_numpy(np.ascontiguousarray(depths)).float()
     walks = [EgoMotion() for _ in starts]
+    for walk, before in zip(walks, context_actions or [[] for _ in starts]):
+        for a in before:
+            keys, _ = stack([a])
+            walk.step(keys[0], a.camera)
     out = [starts]
     for t in range(len(actions[0])):
         camera = torch.tensor([a[t].camera for a in actions], dtype=torch.float32)
