@@ -1,4 +1,5 @@
 """Streaming play: start(image) once, then step(action) -> next frame, for as long as you like.
+start(image, context=(frames, actions)) also takes the frames before the image as a motion context.
 
 The session keeps a rolling context: the keys/values of the last `window - 1` frames in a KVCache, plus the
 newest finished frame ("pending"), whose keys/values are computed in the same pass as the first denoising
@@ -97,8 +98,8 @@ class Session:
         context=(frames, actions) is a motion context: the K frames just before the image, uint8 (K, H, W, 3), or
         (B, K, H, W, 3) for a batch, and the K actions that led on from each (actions[k] made frames[k + 1], the
         last made the image), each one Action or B of them. The play then starts as if it had shown them: they are
-        in the network's context, in the memory, and the walk has their motion (a player who was running is still
-        running, so the first steps land where the game's do)."""
+        in the network's context and the walk has their motion (a player who was running is still running, so the
+        first steps land where the game's do); the memory starts from the image alone, as without a context."""
         images = self._start_images(image)
         if context is None:
             return self._begin(images)
