@@ -121,12 +121,16 @@ class Session:
             return self._to_numpy(self.autoencoder.decode(self.autoencoder.encode(to_model_range(obs))))
         # The memory starts again from the image alone, as a start without context: it is the truest picture
         # of the place, and in the memory the points seen first win where both saw the same surface.
-        self.memories = [WorldMemory(self.image_size, self.sampling.memory_points) for _ in images]
         self.screen = self.shown.copy()  # the arm and crosshair as the image draws them
         self.shown_depth = self._pixel_depth(self.pending)
+        self._new_memories()
+        return self.shown[0] if self.single else self.shown.copy()
+
+    def _new_memories(self) -> None:
+        """Each game's memory, fresh: the scenery shown now (the arm left out) at its depth, from the walk's pose."""
+        self.memories = [WorldMemory(self.image_size, self.sampling.memory_points) for _ in range(self.batch)]
         for memory, walk, frame, depth in zip(self.memories, self.walks, self.scenery, self.shown_depth):
             memory.insert(frame, depth, walk.pose(), where=~self.hand)
-        return self.shown[0] if self.single else self.shown.copy()
 
     def _start_images(self, image: np.ndarray) -> np.ndarray:
         """The start image(s) checked, as (B, H, W, 3); sets whether this play is a single game."""
@@ -142,7 +146,6 @@ class Session:
 
     def _begin(self, images: np.ndarray) -> np.ndarray:
         """A fresh play from images (B, H, W, 3): an empty context, the walk at rest, a memory of the images."""
-        size = self.image_size
         self.batch = images.shape[0]
         obs = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(self.device)  # a copy: images may be read-only
         z = self.autoencoder.encode(to_model_range(obs))  # (B, C, h, w)
@@ -162,14 +165,12 @@ class Session:
         if not self.sampling.memory:
             return self._to_numpy(self.autoencoder.decode(z))
         # The memory starts from the picture itself, at the depth the network reads from it.
-        self.memories = [WorldMemory(size, self.sampling.memory_points) for _ in range(B)]
         self.shown = np.array(images)
         self.screen = self.shown.copy()
         self.scenery = self._without_overlay(self.shown)
         self.context_noise = torch.zeros_like(z)  # the start frame is clean
         self.shown_depth = self._pixel_depth(start)
-        for memory, walk, frame, depth in zip(self.memories, self.walks, self.scenery, self.shown_depth):
-            memory.insert(frame, depth, walk.pose(), where=~self.hand)
+        self._new_memories()
         return self.shown[0] if self.single else self.shown.copy()
 
     @torch.no_grad()
