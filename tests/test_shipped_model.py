@@ -68,6 +68,27 @@ def test_8_frame_rollouts_beat_copying_the_last_frame(pipe, tmp_path, record_pro
     assert result["step_last_with_context_psnr"] > result["step_last_psnr"]
 
 
+def test_the_shipped_pitch_estimator_reads_where_unseen_worlds_look(pipe, tmp_path):
+    """A play starts its walk at the pitch the estimator reads from the start picture (worldmodel.pitch): on fresh
+    recordings of unseen worlds it is within a few degrees of the game's."""
+    from data.clips import find_clips, read_clip
+    from data.record import RecordConfig, record
+
+    assert pipe.pitch is not None
+    record(RecordConfig(frames=2 * 200, clip_frames=200, seed=UNSEEN_RECORD_SEED + 7), tmp_path, workers=1, progress=False)
+    errors, spread = [], []
+    for stem in find_clips(tmp_path):
+        clip = read_clip(stem)
+        truth = np.array([p["pitch"] for p in clip.poses])
+        errors.append(np.abs(pipe.pitch.estimate(np.asarray(clip.frames)) - truth))
+        spread.append(np.abs(truth))
+    errors, spread = np.concatenate(errors), np.concatenate(spread)
+    print(f"pitch error median {np.median(errors):.2f} degrees, mean {errors.mean():.2f}; "
+          f"the frames look {np.median(spread):.1f} degrees up or down (median)")
+    assert np.median(errors) < 2.0 and errors.mean() < 5.0
+    assert np.median(errors) < 0.25 * np.median(spread)  # far better than assuming level
+
+
 def test_mouse_turns_the_view_and_forward_walks_it(pipe):
     """From 4 benchmark scenes, 8 frames each: yaw read back from the generated frames by eval.pose, and walking
     as the outward (radial) optical flow of the picture, both as from the simulator's own frames."""

@@ -58,6 +58,22 @@ AUTOENCODER_KINDS = ("tiny", "pixels")
 
 
 @dataclass(frozen=True)
+class PitchConfig:
+    """The pitch estimator (worldmodel.pitch): four stride-2 convolutions over `image_size` RGB frames (plus a
+    row-position channel), `width` channels at the first, then a small head."""
+
+    image_size: int = 64
+    width: int = 16
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "pitch")
+        if self.image_size < 16 or self.image_size % 16:
+            raise ValueError(f"pitch.image_size must be a multiple of 16, at least 16, got {self.image_size}")
+        if self.width < 1:
+            raise ValueError(f"pitch.width must be >= 1, got {self.width}")
+
+
+@dataclass(frozen=True)
 class AutoencoderConfig:
     """A small AutoencoderTiny: `image_size` RGB frames <-> (latent_channels, image_size/downsample, ...) latents.
 
@@ -212,7 +228,8 @@ class SamplingConfig:
             raise ValueError(f"sampling.memory_points must be a whole number >= 1, got {self.memory_points!r}")
 
 
-STAGES = ("autoencoder", "world")
+STAGES = ("autoencoder", "world")  # the default; "pitch" (the pitch estimator, worldmodel.pitch) is asked for by name
+ALL_STAGES = (*STAGES, "pitch")
 
 
 @dataclass(frozen=True)
@@ -255,6 +272,7 @@ class TrainConfig:
     action_dropout: float = 0.1  # per frame: replace the action with the null embedding (guidance on actions)
     context_prob: float = 0.5  # per frame: draw a low "context" noise level instead of a training one
     context_sigma_max: float = 0.3
+    full_noise_prob: float = 0.0  # the share of noisy frames trained at full noise (a one-step sampler's start)
     unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
     depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's loss (the simulator's inverse depth)
     # With dit.base_input: the share of batches whose bases the world memory made (worldmodel.memory_bases), from
@@ -262,6 +280,12 @@ class TrainConfig:
     memory_base_prob: float = 0.0
     memory_clips: int = 0
     memory_restart: int = 48
+    # pitch stage (worldmodel.train_pitch)
+    pitch: PitchConfig = field(default_factory=PitchConfig)
+    pitch_steps: int = 4000
+    pitch_minutes: float = 10.0
+    pitch_batch_size: int = 64
+    pitch_lr: float = 2e-3
     # bookkeeping
     log_every: int = 25
     eval_every: int = 250
@@ -271,12 +295,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.stages, (tuple, list)):
-            raise ValueError(f"stages must be a list out of {STAGES}, got {self.stages!r}")
+            raise ValueError(f"stages must be a list out of {ALL_STAGES}, got {self.stages!r}")
         object.__setattr__(self, "stages", tuple(self.stages))
         check_field_types(self, "")
-        bad = [s for s in self.stages if s not in STAGES]
+        bad = [s for s in self.stages if s not in ALL_STAGES]
         if bad or not self.stages:
-            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {self.stages}")
+            raise ValueError(f"stages must be a non-empty subset of {ALL_STAGES}, got {self.stages}")
         if self.autoencoder.latent_channels != self.dit.latent_channels or self.autoencoder.latent_size != self.dit.latent_size:
             raise ValueError(
                 f"dit latent ({self.dit.latent_channels}ch, {self.dit.latent_size}px) does not match the autoencoder's "
@@ -284,13 +308,16 @@ class TrainConfig:
             )
         for name in (
             "ae_steps", "ae_warmup_steps", "ae_batch_size", "steps", "batch_size",
-            "log_every", "eval_every", "ckpt_every", "eval_batch", "cache_batch",
+            "log_every", "eval_every", "ckpt_every", "eval_batch", "cache_batch", "pitch_steps", "pitch_batch_size",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if "pitch" in self.stages and self.pitch.image_size != self.autoencoder.image_size:
+            raise ValueError(f"pitch.image_size ({self.pitch.image_size}) must be the autoencoder's "
+                             f"({self.autoencoder.image_size}): the estimator reads the frames the model shows")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 (a context frame and a predicted one), got {self.seq_len}")
-        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio", "memory_base_prob"):
+        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio", "memory_base_prob", "full_noise_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -340,7 +367,7 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; known: {sorted(fields)}")
     kwargs: dict[str, Any] = {}
-    nested = {"autoencoder": AutoencoderConfig, "dit": DiTConfig, "sampling": SamplingConfig}
+    nested = {"autoencoder": AutoencoderConfig, "dit": DiTConfig, "sampling": SamplingConfig, "pitch": PitchConfig}
     for name, value in values.items():
         if name in nested and cls is TrainConfig:
             kwargs[name] = from_dict(nested[name], value, f"{where}.{name}")

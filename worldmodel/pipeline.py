@@ -6,9 +6,11 @@
     PATH/dit/config.json             DiTConfig
     PATH/dit/model.safetensors
     PATH/dit/quant_config.json       only for a quantized DiT (quant.config_to_dict)
+    PATH/pitch/config.json           PitchConfig, optional: the start picture's pitch (worldmodel.pitch);
+    PATH/pitch/model.safetensors     without it a play starts level
 
-No pickles anywhere: configs are JSON, weights safetensors. The autoencoder and the DiT save and load their own
-folders (worldmodel/weights.py); the pipeline composes them.
+No pickles anywhere: configs are JSON, weights safetensors. The autoencoder, the DiT and the pitch estimator save and
+load their own folders (worldmodel/weights.py); the pipeline composes them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from worldmodel.autoencoder import FrameAutoencoder
 from worldmodel.config import SamplingConfig, from_dict, read_json, to_dict
 from worldmodel.dit import CausalDiT
 from worldmodel.paths import DEFAULT_CHECKPOINT
+from worldmodel.pitch import PitchEstimator
 from worldmodel.session import Session
 from worldmodel.weights import write_json
 
@@ -44,7 +47,8 @@ def _quant():
 
 
 class WorldPipeline:
-    def __init__(self, autoencoder: FrameAutoencoder, dit: CausalDiT, sampling: SamplingConfig | None = None):
+    def __init__(self, autoencoder: FrameAutoencoder, dit: CausalDiT, sampling: SamplingConfig | None = None,
+                 pitch: PitchEstimator | None = None):
         sampling = SamplingConfig() if sampling is None else sampling
         if autoencoder.cfg.latent_channels != dit.cfg.latent_channels or autoencoder.cfg.latent_size != dit.cfg.latent_size:
             raise ValueError("the autoencoder's latents do not match the DiT's input")
@@ -53,6 +57,10 @@ class WorldPipeline:
         self.autoencoder = autoencoder.eval()
         self.dit = dit.eval()
         self.sampling = sampling
+        if pitch is not None and pitch.cfg.image_size != autoencoder.cfg.image_size:
+            raise ValueError(f"the pitch estimator reads {pitch.cfg.image_size}px frames, the model makes "
+                             f"{autoencoder.cfg.image_size}px ones")
+        self.pitch = pitch.eval() if pitch is not None else None
 
     @property
     def device(self) -> torch.device:
@@ -65,6 +73,8 @@ class WorldPipeline:
     def to(self, device: str | torch.device) -> WorldPipeline:
         self.autoencoder.to(device)
         self.dit.to(device)
+        if self.pitch is not None:
+            self.pitch.to(device)
         return self
 
     # ------------------------------------------------------------ loading and saving
@@ -98,7 +108,8 @@ class WorldPipeline:
             qcfg = q.config_from_dict(read_json(quant_path))
             prepare = lambda dit: q.prepare_quantized_(dit, qcfg)
         dit = CausalDiT.from_pretrained(root / "dit", prepare=prepare)
-        pipe = cls(autoencoder, dit, sampling).to(device)
+        pitch = PitchEstimator.from_pretrained(root / "pitch") if (root / "pitch").is_dir() else None
+        pipe = cls(autoencoder, dit, sampling, pitch).to(device)
         if quant is not None:
             pipe.quantize(quant)
         return pipe
@@ -121,6 +132,8 @@ class WorldPipeline:
             write_json(tmp / "config.json", {"format": FORMAT, "version": VERSION, "sampling": to_dict(self.sampling)})
             self.autoencoder.save_pretrained(tmp / "autoencoder")
             self.dit.save_pretrained(tmp / "dit")
+            if self.pitch is not None:
+                self.pitch.save_pretrained(tmp / "pitch")
             q = _quant()
             qcfg = q.quant_config_of(self.dit) if q is not None else None
             if qcfg is not None:
@@ -129,7 +142,8 @@ class WorldPipeline:
     # ------------------------------------------------------------ generation
 
     def new_session(self, seed: int = 0, sampling: SamplingConfig | None = None, use_cache: bool = True) -> Session:
-        return Session(self.dit, self.autoencoder, sampling or self.sampling, seed=seed, use_cache=use_cache)
+        return Session(self.dit, self.autoencoder, sampling or self.sampling, seed=seed, use_cache=use_cache,
+                       pitch=self.pitch)
 
     def __call__(self, image: np.ndarray, actions: list[Action], seed: int = 0) -> np.ndarray:
         """Generate len(actions) frames after `image` (uint8 (H, W, 3)): returns uint8 (T + 1, H, W, 3), frame 0 the start."""

@@ -18,6 +18,7 @@ from pathlib import Path
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "autoencoder": ("log.jsonl", "ckpt_ae", "autoencoder"),
     "world": ("ckpt_world", "pipeline"),
+    "pitch": ("ckpt_pitch", "pitch", "pipeline"),
 }
 
 
@@ -27,10 +28,9 @@ class RunFolderInUse(ValueError):
 
 def outputs_of(stages: tuple[str, ...]) -> list[str]:
     """The names in the folder that a fresh run of `stages` replaces."""
-    names: list[str] = []
-    for stage in ("autoencoder", "world") if "autoencoder" in stages else stages:  # an autoencoder makes a new world
-        names += STAGE_OUTPUTS[stage]
-    return names
+    replaced = set(stages) | ({"world"} if "autoencoder" in stages else set())  # an autoencoder makes a new world
+    names = [name for stage in STAGE_OUTPUTS if stage in replaced for name in STAGE_OUTPUTS[stage]]
+    return list(dict.fromkeys(names))
 
 
 def check_run_folder(out: Path, stages: tuple[str, ...], resume: bool, force: bool) -> None:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from data.actions import KEY_INDEX, Action, stack
-from data.physics import REACH
+from data.physics import PITCH_LIMIT, REACH
 from data.render import overlay_mask
 from worldmodel.autoencoder import FrameAutoencoder, to_model_range, to_uint8
 from worldmodel.config import SamplingConfig
@@ -42,6 +42,7 @@ from worldmodel.dit import CausalDiT, KVCache
 from worldmodel.egomotion import EgoMotion
 from worldmodel.finite import NonFiniteError
 from worldmodel.memory import MemoryView, WorldMemory
+from worldmodel.pitch import PitchEstimator
 from worldmodel.sampler import FrameInputs, base_input, latent_base, sample_frame
 from worldmodel.schedule import move_view
 
@@ -54,9 +55,12 @@ class Session:
         sampling: SamplingConfig,
         seed: int = 0,
         use_cache: bool = True,
+        pitch: PitchEstimator | None = None,
     ):
-        """use_cache=False recomputes the whole history every frame (cost grows with the play; for tests)."""
+        """use_cache=False recomputes the whole history every frame (cost grows with the play; for tests).
+        pitch: reads where a start picture looks up or down, so the walk starts at that pitch (else level)."""
         self.dit = dit
+        self.pitch = pitch
         self.autoencoder = autoencoder
         self.sampling = sampling
         self.use_cache = use_cache
@@ -99,10 +103,13 @@ class Session:
         (B, K, H, W, 3) for a batch, and the K actions that led on from each (actions[k] made frames[k + 1], the
         last made the image), each one Action or B of them. The play then starts as if it had shown them: they are
         in the network's context and the walk has their motion (a player who was running is still running, so the
-        first steps land where the game's do); the memory starts from the image alone, as without a context."""
+        first steps land where the game's do); the memory starts from the image alone, as without a context.
+
+        With a pitch estimator (worldmodel.pitch) the walk starts at the pitch it reads from the image, not level."""
         images = self._start_images(image)
+        pitch = self._start_pitch(images)
         if context is None:
-            return self._begin(images)
+            return self._begin(images, pitch)
         frames, actions = context
         frames = np.asarray(frames)
         frames = frames[None] if self.single else frames
@@ -112,7 +119,9 @@ class Session:
         if len(actions) != frames.shape[1] or not len(actions):
             raise ValueError(f"a motion context needs one action after each of its frames: {frames.shape[1]} frames, "
                              f"{len(actions)} actions")
-        self._begin(frames[:, 0])
+        # The walk starts at the first context frame, at the image's pitch less the context's mouse moves since.
+        actions = [self._actions(a) for a in actions]
+        self._begin(frames[:, 0], pitch - np.sum([[a.camera[0] for a in step] for step in actions], axis=0))
         for k in range(1, frames.shape[1]):
             self._take(actions[k - 1], frames[:, k])
         self._take(actions[-1], images)
@@ -139,13 +148,21 @@ class Session:
             raise ValueError(f"start image must be uint8 (H, W, 3) or (B, H, W, 3), got {image.dtype} {image.shape}")
         self.single = image.ndim == 3
         images = image[None] if self.single else image
+        self.batch = images.shape[0]
         size = self.image_size
         if images.shape[1:3] != (size, size):
             raise ValueError(f"start image is {images.shape[2]}x{images.shape[1]}; this model works at {size}x{size}")
         return images
 
-    def _begin(self, images: np.ndarray) -> np.ndarray:
-        """A fresh play from images (B, H, W, 3): an empty context, the walk at rest, a memory of the images."""
+    def _start_pitch(self, images: np.ndarray) -> np.ndarray:
+        """Where each start image (B, H, W, 3) looks, in degrees up (B,): the pitch estimator's reading, else level."""
+        if self.pitch is None:
+            return np.zeros(len(images), np.float32)
+        return self.pitch.estimate(images)
+
+    def _begin(self, images: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        """A fresh play from images (B, H, W, 3) that look `pitch` degrees up (B,): an empty context, the walk at
+        rest at that pitch, a memory of the images."""
         self.batch = images.shape[0]
         obs = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(self.device)  # a copy: images may be read-only
         z = self.autoencoder.encode(to_model_range(obs))  # (B, C, h, w)
@@ -158,7 +175,8 @@ class Session:
             act_mask=torch.zeros(B, dtype=torch.bool, device=self.device),  # no action produced it
         )
         self.cache = KVCache(self.dit.cfg.window) if self.use_cache else None
-        self.walks = [EgoMotion() for _ in range(B)]  # each game's walking state (used by egomotion models)
+        # Each game's walking state (egomotion models), at the pitch its picture looks.
+        self.walks = [EgoMotion(pitch=float(np.clip(p, -PITCH_LIMIT, PITCH_LIMIT))) for p in pitch]
         self.pending = start
         self.history = [start]
         self.pos = 0

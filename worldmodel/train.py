@@ -4,12 +4,14 @@
     torchrun --nproc_per_node 2 -m worldmodel.train --config ... --out ...     (DDP: gloo on CPU, nccl on GPU)
 
 Stages (the config's "stages"): "autoencoder" trains the frame autoencoder on single frames; "world" encodes the
-dataset once into cached latents, then trains the causal DiT by diffusion forcing on runs of latent frames.
+dataset once into cached latents, then trains the causal DiT by diffusion forcing on runs of latent frames;
+"pitch" (asked for by name, run first) trains the pitch estimator that tells a start picture's pitch
+(worldmodel.pitch): a pitch-only run with init_from writes OUT/pipeline as that pipeline with the new estimator.
 Each stage stops at its step count or its time budget, whichever comes first, and saves. OUT holds:
 
-    OUT/pipeline/         the result (autoencoder + EMA DiT), a WorldPipeline folder: copy it to assets/
-    OUT/autoencoder/      the autoencoder stage's result
-    OUT/ckpt_ae/, OUT/ckpt_world/   resumable checkpoints (model, EMA, optimizer, step, RNG), written atomically
+    OUT/pipeline/         the result (autoencoder + EMA DiT [+ pitch]), a WorldPipeline folder: copy it to assets/
+    OUT/autoencoder/, OUT/pitch/    the autoencoder and pitch stages' results
+    OUT/ckpt_ae/, OUT/ckpt_world/, OUT/ckpt_pitch/   resumable checkpoints (model, EMA, optimizer, step, RNG), written atomically
     OUT/latents.safetensors         the latent cache
     OUT/log.jsonl, OUT/loss.png     losses and the action-responsiveness eval, as numbers and as a plot
 
@@ -35,6 +37,7 @@ from worldmodel.distributed import rank_and_world, setup_dist
 from worldmodel.dit import CausalDiT
 from worldmodel.run_folder import check_run_folder, clear_for_fresh_run
 from worldmodel.train_autoencoder import train_autoencoder
+from worldmodel.train_pitch import train_pitch, with_pitch
 from worldmodel.train_world import train_world
 from worldmodel.training import WindowsFactory
 from worldmodel.weights import write_json
@@ -61,6 +64,12 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFacto
                 clear_for_fresh_run(out, cfg.stages)
             write_json(out / "config.json", to_dict(cfg))
         dd.barrier()
+        if "pitch" in cfg.stages:  # first, so a world stage after it saves the estimator in its pipeline
+            train_pitch(cfg, out, resume, dd)
+            if "world" not in cfg.stages:
+                if dd.main and cfg.init_from:
+                    with_pitch(Path(cfg.init_from), out)
+                return None
         if "autoencoder" in cfg.stages:
             ae = train_autoencoder(cfg, out, resume, dd, windows)
         elif (out / "autoencoder" / "model.safetensors").is_file():  # this run's own autoencoder stage, run before

@@ -39,7 +39,7 @@ def world_batch(
     # The first frame of a sample plays the start image half the time (no action made it, as at inference).
     act_mask[:, 0] &= torch.rand(B, generator=gen) >= 0.5
     batch["act_mask"] = act_mask.to(device)
-    batch["sigma"] = sample_train_sigmas(B, L, cfg.context_prob, cfg.context_sigma_max, gen).to(device)
+    batch["sigma"] = sample_train_sigmas(B, L, cfg.context_prob, cfg.context_sigma_max, gen, cfg.full_noise_prob).to(device)
     batch["eps"] = torch.randn(batch["z"].shape, generator=gen).to(device)
     batch["rows"] = idx
     return batch
@@ -249,6 +249,8 @@ def _init_dit_from(dit: CausalDiT, folder: Path) -> None:
 
 def save_pipeline(cfg: TrainConfig, out: Path, ae: FrameAutoencoder, dit: CausalDiT) -> None:
     from worldmodel.pipeline import WorldPipeline
+    from worldmodel.pitch import PitchEstimator
 
-    pipe = WorldPipeline(copy.deepcopy(ae).cpu(), copy.deepcopy(dit).cpu(), cfg.sampling)
+    pitch = PitchEstimator.from_pretrained(out / "pitch") if (out / "pitch" / "model.safetensors").is_file() else None
+    pipe = WorldPipeline(copy.deepcopy(ae).cpu(), copy.deepcopy(dit).cpu(), cfg.sampling, pitch=pitch)
     pipe.save_pretrained(out / "pipeline")

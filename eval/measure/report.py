@@ -23,13 +23,18 @@ def markdown(r: dict) -> str:
         "|---|---|---|",
     ]
     for name in ("model", "model_shuffled_actions", "copy_last", "turn_last", "step_last", "model_with_context",
-                 "step_last_with_context", "autoencoder_ceiling"):
+                 "step_last_with_context", "step_last_true_pitch", "autoencoder_ceiling"):
         if name + "_psnr" in f:
             lines.append(f"| {name} | {f[name + '_psnr']:.2f} | {f[name + '_ssim']:.3f} |")
     lines += [
         "",
         f"`_with_context`: given the {CONTEXT} true frames before the start and their actions (a motion context; "
         "step-last's walk then takes up their motion too).",
+        "`step_last_true_pitch`: step-last's walk told each start's true pitch (the model reads it from the picture"
+        + (f"; its estimate is off by {f['pitch_error_median']:.1f} degrees, median" if f.get("pitch_error_median") is not None
+           else "; this model has no pitch estimator and starts level")
+        + (f"; the starts look {f['start_pitch_abs_median']:.0f} degrees up or down, median)."
+           if f.get("start_pitch_abs_median") is not None else ")."),
         f"model beats copy-last on {100 * f['model_beats_copy_fraction']:.0f}% of rollouts.",
         "PSNR by horizon (model / copy-last): "
         + ", ".join(

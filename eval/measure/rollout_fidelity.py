@@ -21,7 +21,7 @@ from worldmodel.pipeline import WorldPipeline
 def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
     from data.clips import find_clips, read_clip
 
-    starts, depths, actions, truths, seeds, before, before_actions = [], [], [], [], [], [], []
+    starts, depths, actions, truths, seeds, before, before_actions, pitches = [], [], [], [], [], [], [], []
     for path in find_clips(val_dir):
         clip = read_clip(path)
         depth = replay_inverse_depth(path)
@@ -32,6 +32,7 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
             before.append(clip.frames[t - CONTEXT : t])
             before_actions.append(list(clip.actions[t - CONTEXT : t]))
             depths.append(depth[t])
+            pitches.append(clip.poses[t]["pitch"] if clip.poses is not None else np.nan)
             actions.append(list(clip.actions[t : t + HORIZON]))
             truths.append(np.asarray(clip.frames[t : t + HORIZON + 1]))
     starts, truths = np.stack(starts), np.stack(truths)
@@ -47,6 +48,11 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
     stepped = step_last(starts, np.stack(depths), actions)
     stepped_context = step_last(starts, np.stack(depths), actions, context_actions=before_actions)
     ceiling = autoencode(pipe, truths.reshape(-1, *truths.shape[2:])).reshape(truths.shape)
+    # Geometry told the true start pitch (which the model reads from the picture, with its pitch estimator).
+    pitches = np.array(pitches)
+    true_pitch = step_last(starts, np.stack(depths), actions, start_pitch=np.nan_to_num(pitches))
+    pitch_error = (float(np.nanmedian(np.abs(pipe.pitch.estimate(starts) - pitches)))
+                   if pipe.pitch is not None and np.isfinite(pitches).any() else None)
     rows = {
         "model": mean_curves(model, truths),
         "model_shuffled_actions": mean_curves(model_shuffled, truths),
@@ -55,6 +61,7 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
         "step_last": mean_curves(stepped, truths),
         "model_with_context": mean_curves(model_context, truths),
         "step_last_with_context": mean_curves(stepped_context, truths),
+        "step_last_true_pitch": mean_curves(true_pitch, truths),
         "autoencoder_ceiling": mean_curves(ceiling, truths),
     }
     per_rollout_model = [np.mean(fidelity_curves(v[1:], g[1:])["psnr"]) for v, g in zip(model, truths)]
@@ -67,5 +74,7 @@ def rollout_fidelity(pipe: WorldPipeline, val_dir: Path, per_clip: int) -> dict:
         **{f"{name}_psnr": float(np.mean(c["psnr"])) for name, c in rows.items()},
         **{f"{name}_ssim": float(np.mean(c["ssim"])) for name, c in rows.items()},
         "model_beats_copy_fraction": float(np.mean(np.array(per_rollout_model) > np.array(per_rollout_copy))),
+        "start_pitch_abs_median": float(np.nanmedian(np.abs(pitches))) if np.isfinite(pitches).any() else None,
+        "pitch_error_median": pitch_error,
         "curves": rows,
     }

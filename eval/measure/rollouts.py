@@ -52,15 +52,19 @@ def turn_last(starts: np.ndarray, actions: list[list[Action]]) -> np.ndarray:
 
 
 def step_last(starts: np.ndarray, depths: np.ndarray, actions: list[list[Action]],
-              context_actions: list[list[Action]] | None = None) -> np.ndarray:
+              context_actions: list[list[Action]] | None = None, start_pitch: np.ndarray | None = None) -> np.ndarray:
     """The start frame turned by the mouse and stepped by the keys (worldmodel.egomotion, from rest) at the
     simulator's true inverse depth (B, H, W), the depth moved along with the picture, nothing else:
     (B, T + 1, H, W, 3). The geometry an egomotion model's base starts from, with perfect depth.
     context_actions: B lists of the actions before the start (a motion context's): the walk takes up their
-    motion first, as a session given that context does, so the geometry knows what the model knows."""
+    motion first, as a session given that context does, so the geometry knows what the model knows.
+    start_pitch: (B,) degrees each start looks up (the walk's steps follow it); level when None."""
     frame = torch.from_numpy(np.ascontiguousarray(starts)).permute(0, 3, 1, 2).float()
     depth = torch.from_numpy(np.ascontiguousarray(depths)).float()
-    walks = [EgoMotion() for _ in starts]
+    pitch = np.zeros(len(starts)) if start_pitch is None else np.asarray(start_pitch, np.float64)
+    if context_actions is not None:  # the walk starts before the context, where its mouse moves then lead
+        pitch = pitch - np.array([sum(a.camera[0] for a in before) for before in context_actions])
+    walks = [EgoMotion(pitch=float(p)) for p in pitch]
     for walk, before in zip(walks, context_actions or [[] for _ in starts]):
         for a in before:
             keys, _ = stack([a])
