@@ -272,7 +272,6 @@ class TrainConfig:
     action_dropout: float = 0.1  # per frame: replace the action with the null embedding (guidance on actions)
     context_prob: float = 0.5  # per frame: draw a low "context" noise level instead of a training one
     context_sigma_max: float = 0.3
-    full_noise_prob: float = 0.0  # the share of noisy frames trained at full noise (a one-step sampler's start)
     unroll_prob: float = 0.0  # per batch: replace the context by the model's own one-step predictions (anti-drift)
     depth_weight: float = 1.0  # with dit.egomotion: weight of the depth head's loss (the simulator's inverse depth)
     # With dit.base_input: the share of batches whose bases the world memory made (worldmodel.memory_bases), from
@@ -317,7 +316,7 @@ class TrainConfig:
                              f"({self.autoencoder.image_size}): the estimator reads the frames the model shows")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 (a context frame and a predicted one), got {self.seq_len}")
-        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio", "memory_base_prob", "full_noise_prob"):
+        for name in ("action_dropout", "context_prob", "unroll_prob", "min_lr_ratio", "memory_base_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -160,17 +160,13 @@ def euler_step(x: torch.Tensor, z_hat: torch.Tensor, s: float, s_next: float) ->
 
 
 def sample_train_sigmas(
-    batch: int, frames: int, context_prob: float, context_sigma_max: float, generator: torch.Generator | None = None,
-    full_noise_prob: float = 0.0,
+    batch: int, frames: int, context_prob: float, context_sigma_max: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Independent noise level per frame (B, T): with probability context_prob a low, context-like level
     (uniform in [0, context_sigma_max]), else a level drawn with density 2s on [0, 1], leaning to high noise:
     that is where the next frame's layout, and so the action's effect, is decided. Low levels are what the
-    model sees as context at inference, so many frames train the "clean-ish past, noisy present" case.
-    full_noise_prob: the share of the noisy frames trained at full noise (1), where a one-step sampler starts."""
+    model sees as context at inference, so many frames train the "clean-ish past, noisy present" case."""
     u = torch.rand(batch, frames, generator=generator).sqrt()
-    full = torch.rand(batch, frames, generator=generator) < full_noise_prob
-    u = torch.where(full, torch.ones_like(u), u)
     low = torch.rand(batch, frames, generator=generator) * context_sigma_max
     use_low = torch.rand(batch, frames, generator=generator) < context_prob
     return torch.where(use_low, low, u)

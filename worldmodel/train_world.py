@@ -39,7 +39,7 @@ def world_batch(
     # The first frame of a sample plays the start image half the time (no action made it, as at inference).
     act_mask[:, 0] &= torch.rand(B, generator=gen) >= 0.5
     batch["act_mask"] = act_mask.to(device)
-    batch["sigma"] = sample_train_sigmas(B, L, cfg.context_prob, cfg.context_sigma_max, gen, cfg.full_noise_prob).to(device)
+    batch["sigma"] = sample_train_sigmas(B, L, cfg.context_prob, cfg.context_sigma_max, gen).to(device)
     batch["eps"] = torch.randn(batch["z"].shape, generator=gen).to(device)
     batch["rows"] = idx
     return batch
