@@ -148,10 +148,10 @@ class Session:
             raise ValueError(f"start image must be uint8 (H, W, 3) or (B, H, W, 3), got {image.dtype} {image.shape}")
         self.single = image.ndim == 3
         images = image[None] if self.single else image
-        self.batch = images.shape[0]
         size = self.image_size
         if images.shape[1:3] != (size, size):
             raise ValueError(f"start image is {images.shape[2]}x{images.shape[1]}; this model works at {size}x{size}")
+        self.batch = images.shape[0]
         return images
 
     def _start_pitch(self, images: np.ndarray) -> np.ndarray:

@@ -66,10 +66,10 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False, windows: WindowsFacto
         dd.barrier()
         if "pitch" in cfg.stages:  # first, so a world stage after it saves the estimator in its pipeline
             train_pitch(cfg, out, resume, dd)
-            if "world" not in cfg.stages:
-                if dd.main and cfg.init_from:
-                    with_pitch(Path(cfg.init_from), out)
-                return None
+        if cfg.stages == ("pitch",):
+            if dd.main and cfg.init_from:
+                with_pitch(Path(cfg.init_from), out)
+            return None
         if "autoencoder" in cfg.stages:
             ae = train_autoencoder(cfg, out, resume, dd, windows)
         elif (out / "autoencoder" / "model.safetensors").is_file():  # this run's own autoencoder stage, run before
