@@ -58,7 +58,7 @@ class PitchEstimator(nn.Module):
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
             raise ValueError(f"the pitch estimator reads uint8 (B, {size}, {size}, 3) frames, got {images.dtype} {images.shape}")
         device = self.rows.device
-        x = to_model_range(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device))
+        x = to_model_range(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(device))  # a copy: may be read-only
         return self(x).float().cpu().numpy()
 
     def save_pretrained(self, folder: str | Path) -> None:
