@@ -127,8 +127,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, alone: Dist) -> None:
     if len(held):
         error = held_out_error(model, held)
         append_log(out, {"stage": "pitch", "step": step, **error})
-        print(f"pitch: {step} steps; on {len(held)} held-out frames the error is {error['median_abs_error']:.1f} "
-              f"degrees (median), {error['mean_abs_error']:.1f} (mean)", file=sys.stderr)
+        print(f"pitch: {step} steps; on {error['frames']:.0f} frames of the held-out clips the error is "
+              f"{error['median_abs_error']:.1f} degrees (median), {error['mean_abs_error']:.1f} (mean)", file=sys.stderr)
 
 
 @torch.no_grad()
@@ -140,7 +140,7 @@ def held_out_error(model: PitchEstimator, frames: PitchFrames, most: int = 4000)
         x, pitch = frames.batch(part)
         errors.append((model(x.to(model.rows.device)).cpu() - pitch).abs())
     error = torch.cat(errors)
-    return {"median_abs_error": float(error.median()), "mean_abs_error": float(error.mean())}
+    return {"median_abs_error": float(error.median()), "mean_abs_error": float(error.mean()), "frames": float(len(error))}
 
 
 def with_pitch(init_from: Path, out: Path) -> None:
