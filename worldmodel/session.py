@@ -162,8 +162,7 @@ class Session:
 
     def _begin(self, images: np.ndarray, pitch: np.ndarray) -> np.ndarray:
         """A fresh play from images (B, H, W, 3) that look `pitch` degrees up (B,): an empty context, the walk at
-        rest at that pitch, a memory of the images."""
-        self.batch = images.shape[0]
+        rest at that pitch, a memory of the images (self.batch is theirs: _start_images set it)."""
         obs = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(self.device)  # a copy: images may be read-only
         z = self.autoencoder.encode(to_model_range(obs))  # (B, C, h, w)
         B = self.batch

@@ -11,14 +11,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodel.autoencoder import FrameAutoencoder, reconstruction_loss, to_model_range
-from worldmodel.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, prefixed, save_checkpoint, unprefixed
 from worldmodel.config import TrainConfig
 from worldmodel.distributed import Dist
 from worldmodel.finite import stop_on_non_finite_loss
 from worldmodel.latents import release_freed_memory
 from worldmodel.lr_schedule import warmup_cosine
 from worldmodel.train_log import append_log, plot_losses
-from worldmodel.training import Budget, WindowsFactory, restore_rng, rng_tensors
+from worldmodel.training import Budget, WindowsFactory, resume_progress, save_progress
 
 
 class Reconstruct(torch.nn.Module):
@@ -51,23 +50,14 @@ def train_autoencoder(cfg: TrainConfig, out: Path, resume: bool, dd: Dist, windo
         raise ValueError(f"{cfg.data}: no frames to train the autoencoder on")
     opt = torch.optim.AdamW(ae.parameters(), lr=cfg.ae_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + dd.rank)
-    step, spent = 0, 0.0
     ckpt_dir = out / "ckpt_ae"
-    loaded = load_checkpoint(ckpt_dir) if resume else None
-    if loaded is not None:
-        tensors, meta = loaded
-        ae.load_state_dict(unprefixed("model", tensors))
-        optimizer_from_flat(opt, tensors, meta)
-        restore_rng(tensors, gen)
-        step, spent = meta["step"], meta["minutes"]
+    step, spent = resume_progress(ckpt_dir, {"model": ae}, opt, gen) if resume else (0, 0.0)
     model = torch.nn.parallel.DistributedDataParallel(Reconstruct(ae)) if dd.on else Reconstruct(ae)
     budget = Budget(cfg.ae_steps, cfg.ae_minutes, spent)
 
     def save(step: int) -> None:
         if dd.main:
-            flat, meta = optimizer_to_flat(opt)
-            tensors = {**prefixed("model", ae.state_dict()), **flat, **rng_tensors(gen)}
-            save_checkpoint(ckpt_dir, tensors, {**meta, "step": step, "minutes": budget.elapsed_minutes()})
+            save_progress(ckpt_dir, {"model": ae}, opt, gen, step, budget.elapsed_minutes())
             plot_losses(out)
 
     bar = tqdm(total=cfg.ae_steps, initial=step, desc="autoencoder", disable=not dd.main, dynamic_ncols=True)

@@ -14,14 +14,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodel.autoencoder import to_model_range
-from worldmodel.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, prefixed, save_checkpoint, unprefixed
 from worldmodel.config import TrainConfig
 from worldmodel.distributed import Dist
 from worldmodel.finite import stop_on_non_finite_loss
 from worldmodel.lr_schedule import warmup_cosine
 from worldmodel.pitch import PitchEstimator
 from worldmodel.train_log import append_log
-from worldmodel.training import Budget, restore_rng, rng_tensors
+from worldmodel.training import Budget, resume_progress, save_progress
 
 HELD_OUT_EVERY = 10  # clips 9, 19, 29, ... are not trained on: the final error is measured on them
 
@@ -80,21 +79,12 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, alone: Dist) -> None:
     model = PitchEstimator(cfg.pitch).to(alone.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.pitch_lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + 7)
-    step, spent = 0, 0.0
     ckpt_dir = out / "ckpt_pitch"
-    loaded = load_checkpoint(ckpt_dir) if resume else None
-    if loaded is not None:
-        tensors, meta = loaded
-        model.load_state_dict(unprefixed("model", tensors))
-        optimizer_from_flat(opt, tensors, meta)
-        restore_rng(tensors, gen)
-        step, spent = meta["step"], meta["minutes"]
+    step, spent = resume_progress(ckpt_dir, {"model": model}, opt, gen) if resume else (0, 0.0)
     budget = Budget(cfg.pitch_steps, cfg.pitch_minutes, spent)
 
     def save(step: int) -> None:
-        flat, meta = optimizer_to_flat(opt)
-        tensors = {**prefixed("model", model.state_dict()), **flat, **rng_tensors(gen)}
-        save_checkpoint(ckpt_dir, tensors, {**meta, "step": step, "minutes": budget.elapsed_minutes()})
+        save_progress(ckpt_dir, {"model": model}, opt, gen, step, budget.elapsed_minutes())
 
     bar = tqdm(total=cfg.pitch_steps, initial=step, desc="pitch", dynamic_ncols=True)
     smooth = None

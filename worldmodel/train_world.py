@@ -16,7 +16,6 @@ from tqdm import tqdm
 from worldmodel import memory_bases
 from worldmodel.action_probe import eval_actions
 from worldmodel.autoencoder import FrameAutoencoder
-from worldmodel.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, prefixed, save_checkpoint, unprefixed
 from worldmodel.config import TrainConfig
 from worldmodel.distributed import Dist
 from worldmodel.dit import CausalDiT, widen_latent_channels
@@ -26,7 +25,7 @@ from worldmodel.lr_schedule import warmup_cosine
 from worldmodel.memory_bases import MemoryBases
 from worldmodel.schedule import add_noise, flow_loss, model_base, sample_train_sigmas
 from worldmodel.train_log import append_log, plot_losses
-from worldmodel.training import Budget, WindowsFactory, ema_update, restore_rng, rng_tensors
+from worldmodel.training import Budget, WindowsFactory, ema_update, resume_progress, save_progress
 
 
 def world_batch(
@@ -99,26 +98,16 @@ def train_world(cfg: TrainConfig, out: Path, resume: bool, ae: FrameAutoencoder,
         betas=(0.9, 0.99),
     )
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17 + dd.rank)
-    step, spent = 0, 0.0
     ckpt_dir = out / "ckpt_world"
-    loaded = load_checkpoint(ckpt_dir) if resume else None
-    if loaded is not None:
-        tensors, meta = loaded
-        dit.load_state_dict(unprefixed("model", tensors))
-        ema.load_state_dict(unprefixed("ema", tensors))
-        optimizer_from_flat(opt, tensors, meta)
-        restore_rng(tensors, gen)
-        step, spent = meta["step"], meta["minutes"]
-        if dd.main:
-            print(f"resumed the world model at step {step} ({spent:.1f} min)", file=sys.stderr)
+    step, spent = resume_progress(ckpt_dir, {"model": dit, "ema": ema}, opt, gen) if resume else (0, 0.0)
+    if step and dd.main:
+        print(f"resumed the world model at step {step} ({spent:.1f} min)", file=sys.stderr)
     model = torch.nn.parallel.DistributedDataParallel(dit) if dd.on else dit
     budget = Budget(cfg.steps, cfg.max_minutes, spent)
 
     def save(step: int) -> None:
         if dd.main:
-            flat, meta = optimizer_to_flat(opt)
-            tensors = {**prefixed("model", dit.state_dict()), **prefixed("ema", ema.state_dict()), **flat, **rng_tensors(gen)}
-            save_checkpoint(ckpt_dir, tensors, {**meta, "step": step, "minutes": budget.elapsed_minutes()})
+            save_progress(ckpt_dir, {"model": dit, "ema": ema}, opt, gen, step, budget.elapsed_minutes())
             save_pipeline(cfg, out, ae, ema)
             plot_losses(out)
 
