@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("data.record", "record labelled gameplay clips from the voxel world"),
     "snapshot": ("data.snapshot", "render still pictures of the world (biomes, poses) to PNG"),
     "train": ("worldmodel.train", "train the autoencoder or the world model from a config file"),
+    "soup": ("worldmodel.soup", "average a fine-tuned DiT with the one it started from (weight soup)"),
     "quantize": ("app.quantize", "quantize a checkpoint (int8, LUT-GEMM, bitsandbytes)"),
     "generate": ("app.generate", "generate videos in batch from a job file"),
     "play": ("app.play", "play the generated world live in a pygame window"),
