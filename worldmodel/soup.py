@@ -17,7 +17,6 @@ autoencoder, the pitch estimator, the sampling settings) is the start's; the aut
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def soup_dits(start: CausalDiT, tuned: CausalDiT, alpha: float) -> CausalDiT:
         if base.shape != weight.shape:
             raise ValueError(f"{name}: shape {tuple(base.shape)} in the start, {tuple(weight.shape)} in the fine-tune")
         mixed[name] = alpha * weight + (1.0 - alpha) * base if weight.is_floating_point() else weight
-    out = CausalDiT(dataclasses.replace(tuned.cfg))
+    out = CausalDiT(tuned.cfg)
     out.load_state_dict(mixed)
     return out.eval()
 

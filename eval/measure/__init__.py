@@ -17,7 +17,8 @@ one module each:
     correlation), forward read back as radial expansion of the optical flow (eval.flow.dis_flow); and which
     true condition's frames each generated video is closest to (chance 25%).
 (c) long_play: a 1,000-frame play under a scripted action loop, three games at once: finite latents, pixel mean/std
-    ranges, detail per 100 frames.
+    ranges, detail per 100 frames, and the layout error (each row's mean colour against the simulator's frame,
+    beside the start frame held still); from plain_1, and from the scenes of --long-play-scenes, a row each.
 (d) strip: start frame + 12 generated frames (model row above the simulator's row).
 (e) revisit: a full circle, out and back, and an A -> B -> C -> A loop from the first scene of each biome; the
     last frame against the first, model and simulator; a strip of a full circle.

@@ -35,6 +35,9 @@ def main() -> int:
     parser.add_argument("--per-clip", type=int, default=2, help="rollouts per val clip (20 clips)")
     parser.add_argument("--scenes", type=int, default=16)
     parser.add_argument("--long-frames", type=int, default=1000)
+    parser.add_argument("--long-play-scenes", default="",
+                        help="more start scenes for the long play, comma-separated (e.g. forest_0,icy_0): a summary "
+                             "row each (about 100 s a scene); the main long play starts from plain_1")
     parser.add_argument("--revisit-strip", default=str(REPO / "docs" / "images" / "revisit_strip.png"),
                         help="PNG of a full circle, model above the simulator")
     args = parser.parse_args()
@@ -61,6 +64,10 @@ def main() -> int:
         ("long_play", lambda: long_play(pipe, args.long_frames, out / "rollout_1000.png")),
         ("strip", lambda: model_strip(pipe, Path(args.strip))),
         ("revisit", lambda: revisits(pipe, Path(args.revisit_strip))),
+        ("long_play_scenes", lambda: {
+            scene: long_play(pipe, args.long_frames, out / f"rollout_1000_{scene}.png", scene_name=scene)
+            for scene in filter(None, args.long_play_scenes.split(","))
+        }),
     ):
         t = time.time()
         result[name] = fn()

@@ -71,7 +71,9 @@ def markdown(r: dict) -> str:
         f"## (c) {p['frames']}-frame play",
         f"The same actions played {p.get('plays', 1)} times at once (a batch, each game with its own noise: one long play "
         "is chaotic, and its detail in any 100 frames swings by about 0.1 of the simulator's); the model's figures "
-        "are means over the plays, and the least detailed play's ratio is beside them.",
+        "are means over the plays, and the least detailed play's ratio is beside them. Layout: the RMS difference of "
+        "each row's mean colour from the simulator's frame (where sky, horizon and ground sit; a turn barely "
+        "changes it), beside the same for the start frame held still.",
         "",
         f"latents finite: {p['latents_finite']}; first flat frame (pixel std < 2): {p['first_flat_frame']}; "
         f"pixel mean {p['pixel_mean_min']:.1f}..{p['pixel_mean_max']:.1f}; "
@@ -81,14 +83,16 @@ def markdown(r: dict) -> str:
         f"Strip: {p['strip']} (every 100th frame, model above the simulator).",
         "",
         "| frames | model pixel std | true pixel std | model edge energy | true edge energy | model / true edge "
-        "| least detailed play |",
-        "|---|---|---|---|---|---|---|",
+        "| least detailed play | layout error | frozen start's |",
+        "|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {g['frames']} | {g['model_std']:.1f} | {g['true_std']:.1f} | {g['model_edge']:.1f} | {g['true_edge']:.1f} "
-            f"| {g['edge_ratio']:.2f} | {g.get('edge_ratio_least_play', g['edge_ratio']):.2f} |"
+            f"| {g['edge_ratio']:.2f} | {g.get('edge_ratio_least_play', g['edge_ratio']):.2f} "
+            f"| {g.get('layout_error', float('nan')):.1f} | {g.get('layout_error_frozen_start', float('nan')):.1f} |"
             for g in p["segments"]
         ],
         "",
+        *long_play_scenes_markdown(r.get("long_play_scenes") or {}),
         f"## (d) strip: {r['strip']['path']} ({r['strip']['scene']}; {r['strip']['actions']})",
         "PSNR per frame: " + ", ".join(f"{v:.1f}" for v in r["strip"]["psnr_per_frame"]),
         "",
@@ -97,3 +101,25 @@ def markdown(r: dict) -> str:
         lines += [f"## (e) revisits: paths that come back to their start (strip: {r['revisit']['strip_path']})", "",
                   revisit_markdown(r["revisit"])]
     return "\n".join(lines)
+
+
+def long_play_scenes_markdown(plays: dict) -> list[str]:
+    """The same long play from other start scenes, a row each (--long-play-scenes)."""
+    if not plays:
+        return []
+    rows = []
+    for scene, p in plays.items():
+        ratios = [g["edge_ratio"] for g in p["segments"]]
+        least = min(g["edge_ratio_least_play"] for g in p["segments"])
+        layout = sum(g["layout_error"] for g in p["segments"]) / len(p["segments"])
+        frozen = sum(g["layout_error_frozen_start"] for g in p["segments"]) / len(p["segments"])
+        rows.append(f"| {scene} | {min(ratios):.2f}-{max(ratios):.2f} | {least:.2f} | {layout:.1f} | {frozen:.1f} |")
+    return [
+        "The same play from other start scenes (model / true edge energy per 100 frames, least to most; the least "
+        "detailed play's worst segment; layout error and the frozen start frame's, means over the segments):",
+        "",
+        "| scene | model / true edge | least detailed play | layout error | frozen start's |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
