@@ -31,7 +31,8 @@ def soup_dits(start: CausalDiT, tuned: CausalDiT, alpha: float) -> CausalDiT:
     """A new DiT (the tuned one's config) with alpha * tuned + (1 - alpha) * start for every weight."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be within [0, 1], got {alpha}")
-    differ = {k for k, v in to_dict(start.cfg).items() if to_dict(tuned.cfg)[k] != v} - {"base_input"}
+    own_cfg, their_cfg = to_dict(start.cfg), to_dict(tuned.cfg)
+    differ = {k for k in own_cfg if own_cfg[k] != their_cfg[k]} - {"base_input"}  # the input a fine-tune may add
     if differ:
         raise ValueError(f"the two DiTs differ in {sorted(differ)}: a soup needs a fine-tune of the same model")
     own, theirs = start.state_dict(), tuned.state_dict()

@@ -47,6 +47,14 @@ def main() -> int:
     if not Path(args.val).is_dir() or not find_clips(args.val):
         raise SystemExit(f"{args.val}: no recorded clips; record the unseen worlds first: "
                          f"worldmodel record --out {args.val} --frames 10000 --seed 100000")
+    from data.scenes import get_scene
+
+    long_scenes = [name for name in args.long_play_scenes.split(",") if name]
+    for name in long_scenes:  # checked before minutes of measuring, not after them
+        try:
+            get_scene(name)
+        except ValueError as err:
+            raise SystemExit(f"--long-play-scenes: {err}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = WorldPipeline.from_pretrained(args.pipeline)
@@ -66,7 +74,7 @@ def main() -> int:
         ("revisit", lambda: revisits(pipe, Path(args.revisit_strip))),
         ("long_play_scenes", lambda: {
             scene: long_play(pipe, args.long_frames, out / f"rollout_1000_{scene}.png", scene_name=scene)
-            for scene in filter(None, args.long_play_scenes.split(","))
+            for scene in long_scenes
         }),
     ):
         t = time.time()
