@@ -38,6 +38,9 @@ def main() -> int:
     parser.add_argument("--long-play-scenes", default="",
                         help="more start scenes for the long play, comma-separated (e.g. forest_0,icy_0): a summary "
                              "row each (about 100 s a scene); the main long play starts from plain_1")
+    parser.add_argument("--long-play-true-geometry", action="store_true",
+                        help="play plain_1 and the --long-play-scenes again with the world memory told the simulator's "
+                             "poses and depths (eval.measure.true_geometry): what is left short is the painter's")
     parser.add_argument("--revisit-strip", default=str(REPO / "docs" / "images" / "revisit_strip.png"),
                         help="PNG of a full circle, model above the simulator")
     args = parser.parse_args()
@@ -75,6 +78,11 @@ def main() -> int:
         ("long_play_scenes", lambda: {
             scene: long_play(pipe, args.long_frames, out / f"rollout_1000_{scene}.png", scene_name=scene)
             for scene in long_scenes
+        }),
+        ("long_play_true_geometry", lambda: {
+            scene: long_play(pipe, args.long_frames, out / f"rollout_1000_{scene}_true_geometry.png", scene_name=scene,
+                             true_geometry=True)
+            for scene in (["plain_1", *long_scenes] if args.long_play_true_geometry else [])
         }),
     ):
         t = time.time()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from data.players import long_play_actions
+from eval.measure.true_geometry import TrueGeometrySession, simulator_geometry
 from worldmodel.pipeline import WorldPipeline
 from worldmodel.strips import save_row
 
@@ -43,17 +44,24 @@ def layout_error(frame: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(((row_profile(frame) - row_profile(truth)) ** 2).mean()))
 
 
-def long_play(pipe: WorldPipeline, frames: int, strip_path: Path, plays: int = 3, scene_name: str = "plain_1") -> dict:
+def long_play(pipe: WorldPipeline, frames: int, strip_path: Path, plays: int = 3, scene_name: str = "plain_1",
+              true_geometry: bool = False) -> dict:  # fmt: skip
     """`plays` long plays from one scene (a batch, one noise each), and the simulator's play of the same actions,
-    summarised per 100 frames. The strip shows the first play."""
+    summarised per 100 frames. The strip shows the first play. With true_geometry the world memory places what
+    the model shows by the simulator's poses and depths (eval.measure.true_geometry)."""
     from data.scenes import get_scene
 
     scene = get_scene(scene_name)
     game = scene.game(pipe.image_size)
     acts = long_play_actions(frames)
-    truth = game.rollout(acts).frames
+    if true_geometry:
+        truth, views, inv_depths = simulator_geometry(game, acts, pipe.image_size)
+        session = TrueGeometrySession(pipe.dit, pipe.autoencoder, pipe.sampling, seed=0, pitch=pipe.pitch, views=views,
+                                      inv_depths=inv_depths)  # fmt: skip
+    else:
+        truth = game.rollout(acts).frames
+        session = pipe.new_session(seed=0)
     start = truth[0]
-    session = pipe.new_session(seed=0)
     first = session.start(np.stack([start] * plays))
     shown, shown_true = [first[0]], [start]
     finite = True
@@ -93,6 +101,7 @@ def long_play(pipe: WorldPipeline, frames: int, strip_path: Path, plays: int = 3
         "frames": frames,
         "plays": plays,
         "start_scene": scene.name,
+        "true_geometry": true_geometry,
         "seconds": seconds,
         "fps": frames / seconds,  # steps/s of the batch: each step makes `plays` frames
         "latents_finite": finite,

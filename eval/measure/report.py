@@ -92,7 +92,10 @@ def markdown(r: dict) -> str:
             for g in p["segments"]
         ],
         "",
-        *long_play_scenes_markdown(r.get("long_play_scenes") or {}),
+        *long_play_scenes_markdown(r.get("long_play_scenes") or {}, "The same play from other start scenes"),
+        *long_play_scenes_markdown(r.get("long_play_true_geometry") or {},
+                                   "The same plays with the world memory told the simulator's poses and depths "
+                                   "(eval.measure.true_geometry: what is left short is the painter's)"),
         f"## (d) strip: {r['strip']['path']} ({r['strip']['scene']}; {r['strip']['actions']})",
         "PSNR per frame: " + ", ".join(f"{v:.1f}" for v in r["strip"]["psnr_per_frame"]),
         "",
@@ -103,8 +106,8 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def long_play_scenes_markdown(plays: dict) -> list[str]:
-    """The same long play from other start scenes, a row each (--long-play-scenes)."""
+def long_play_scenes_markdown(plays: dict, title: str) -> list[str]:
+    """Long plays from several start scenes, a row each (--long-play-scenes, --long-play-true-geometry)."""
     if not plays:
         return []
     rows = []
@@ -115,7 +118,7 @@ def long_play_scenes_markdown(plays: dict) -> list[str]:
         frozen = sum(g["layout_error_frozen_start"] for g in p["segments"]) / len(p["segments"])
         rows.append(f"| {scene} | {min(ratios):.2f}-{max(ratios):.2f} | {least:.2f} | {layout:.1f} | {frozen:.1f} |")
     return [
-        "The same play from other start scenes (model / true edge energy per 100 frames, least to most; the least "
+        f"{title} (model / true edge energy per 100 frames, least to most; the least "
         "detailed play's worst segment; layout error and the frozen start frame's, means over the segments):",
         "",
         "| scene | model / true edge | least detailed play | layout error | frozen start's |",
