@@ -39,8 +39,8 @@ def main() -> int:
                         help="more start scenes for the long play, comma-separated (e.g. forest_0,icy_0): a summary "
                              "row each (about 100 s a scene); the main long play starts from plain_1")
     parser.add_argument("--long-play-true-geometry", action="store_true",
-                        help="play plain_1 and the --long-play-scenes again with the world memory told the simulator's "
-                             "poses and depths (eval.measure.true_geometry): what is left short is the painter's")
+                        help="play plain_1 and the --long-play-scenes again with the simulator's camera and depth in the world "
+                             "memory and the network's base (eval.measure.true_geometry): what is left short is the painter's")
     parser.add_argument("--revisit-strip", default=str(REPO / "docs" / "images" / "revisit_strip.png"),
                         help="PNG of a full circle, model above the simulator")
     args = parser.parse_args()
