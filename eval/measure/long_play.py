@@ -47,8 +47,8 @@ def layout_error(frame: np.ndarray, truth: np.ndarray) -> float:
 def long_play(pipe: WorldPipeline, frames: int, strip_path: Path, plays: int = 3, scene_name: str = "plain_1",
               true_geometry: bool = False) -> dict:  # fmt: skip
     """`plays` long plays from one scene (a batch, one noise each), and the simulator's play of the same actions,
-    summarised per 100 frames. The strip shows the first play. With true_geometry the world memory places what
-    the model shows by the simulator's poses and depths (eval.measure.true_geometry)."""
+    summarised per 100 frames. The strip shows the first play. With true_geometry the world memory and the network's
+    base follow the simulator's camera, and what is shown joins the memory at its depth (eval.measure.true_geometry)."""
     from data.scenes import get_scene
 
     scene = get_scene(scene_name)

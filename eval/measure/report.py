@@ -94,7 +94,7 @@ def markdown(r: dict) -> str:
         "",
         *long_play_scenes_markdown(r.get("long_play_scenes") or {}, "The same play from other start scenes"),
         *long_play_scenes_markdown(r.get("long_play_true_geometry") or {},
-                                   "The same plays with the world memory told the simulator's poses and depths "
+                                   "The same plays with the simulator's camera and depth in the world memory and the base "
                                    "(eval.measure.true_geometry: what is left short is the painter's)"),
         f"## (d) strip: {r['strip']['path']} ({r['strip']['scene']}; {r['strip']['actions']})",
         "PSNR per frame: " + ", ".join(f"{v:.1f}" for v in r["strip"]["psnr_per_frame"]),

@@ -5,8 +5,8 @@ is the truth. What the play still lacks against the simulator is then the painte
 
 The geometry comes from two places in a Session, and this session replaces both: each game's walk (its pose() for
 the memory, and its step(), which moves the network's base and what the memory does not cover) and the depth of
-each frame shown (_pixel_depth). The simulator's play must be the
-same actions from the same start, so frame t of the play and of the simulator are drawn from the same pose.
+each frame shown (_pixel_depth). The simulator's play must be the same actions from the same start, so frame t
+of the play and of the simulator are drawn from the same pose.
 
     python -m eval.measure --long-play-true-geometry ...   (a row per long-play scene, beside the model's own)
 """
@@ -28,12 +28,12 @@ from worldmodel.session import Session
 def simulator_geometry(game: Game, actions: Sequence[Action], size: int) -> tuple[np.ndarray, list[View], np.ndarray]:
     """The simulator's play of `actions` from its start: frames uint8 (T + 1, size, size, 3), the camera each was
     drawn from (T + 1 Views) and each frame's inverse depth float32 (T + 1, size, size)."""
-    frames, views, depths = [game.reset()], [game.player.view()], []
-    for act in actions:
-        frames.append(game.step(act))
+    frames, views, depths = [game.reset()], [], []
+    for act in [None, *actions]:
+        if act is not None:
+            frames.append(game.step(act))
         views.append(game.player.view())
-    for view in views:  # the world as the play leaves it: these actions break and place nothing
-        depths.append(render_with_depth(game.world, view, size, size)[1])
+        depths.append(render_with_depth(game.world, views[-1], size, size)[1])  # the world as it is now: edits count
     return np.stack(frames), views, np.stack(depths)
 
 
