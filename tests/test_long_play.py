@@ -54,6 +54,7 @@ def tiny_walking_pipeline(memory: bool = True):
 
 
 def test_the_true_geometry_session_places_the_memory_by_the_simulators_poses_and_depths():
+    import pytest
     import torch
 
     from data.actions import Action
@@ -76,6 +77,8 @@ def test_the_true_geometry_session_places_the_memory_by_the_simulators_poses_and
     # The depth the frames shown join the memory at is the simulator's, not the depth head's.
     with torch.no_grad():
         np.testing.assert_array_equal(session._pixel_depth(session.pending)[0], depths[len(acts)])
+    with pytest.raises(ValueError, match="steps past"):
+        session.step(acts[0])
 
 
 def test_the_true_geometry_needs_the_memory_and_a_start_without_context():

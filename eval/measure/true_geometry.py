@@ -56,6 +56,8 @@ class _TrueWalk:
         self.views, self.steps = views, 0
 
     def step(self, keys: np.ndarray, camera: np.ndarray) -> np.ndarray:
+        if self.steps + 1 >= len(self.views):
+            raise ValueError(f"the simulator's play has {len(self.views)} frames: this session steps past it")
         self.steps += 1
         return true_motion(self.views[self.steps - 1], self.views[self.steps])
 
@@ -65,8 +67,9 @@ class _TrueWalk:
 
 
 class TrueGeometrySession(Session):
-    """A Session (with the world memory) whose memory places what it shows by the simulator's poses and depths:
-    views (T + 1) and inv_depths (T + 1, H, W) of the simulator's play of the actions this session will step."""
+    """A Session (with the world memory) whose walk is the simulator's camera (the memory's pose, the base's steps)
+    and whose frames join the memory at the renderer's depth: views (T + 1) and inv_depths (T + 1, H, W) of the
+    simulator's play of the actions this session will step."""
 
     def __init__(self, *args, views: list[View], inv_depths: np.ndarray, **kwargs):
         super().__init__(*args, **kwargs)
