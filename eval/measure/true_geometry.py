@@ -37,15 +37,18 @@ def simulator_geometry(game: Game, actions: Sequence[Action], size: int) -> tupl
     return np.stack(frames), views, np.stack(depths)
 
 
+def camera_pose(view: View) -> CameraPose:
+    """The world memory's pose of a simulator camera."""
+    return CameraPose(eye=tuple(float(e) for e in view.eye), yaw=view.yaw, pitch=view.pitch, fov=view.fov)
+
+
 def true_motion(before: View, after: View) -> np.ndarray:
     """The camera's step from one simulator frame to the next, as worldmodel.egomotion gives it: float32 (4,) =
     (right, up, forward) in blocks along the new camera's axes, and the zoom tan(new fov / 2) / tan(old fov / 2)."""
+    forward, right, up = camera_pose(after).axes().numpy()
     d = np.subtract(after.eye, before.eye)
-    cy, sy = math.cos(math.radians(after.yaw)), math.sin(math.radians(after.yaw))
-    cp, sp = math.cos(math.radians(after.pitch)), math.sin(math.radians(after.pitch))
-    right, up, look = (cy, 0.0, sy), (-sy * sp, cp, cy * sp), (sy * cp, sp, -cy * cp)
     zoom = math.tan(math.radians(after.fov) / 2) / math.tan(math.radians(before.fov) / 2)
-    return np.array([d @ right, d @ up, d @ look, zoom], np.float32)
+    return np.array([d @ right, d @ up, d @ forward, zoom], np.float32)
 
 
 class _TrueWalk:
@@ -62,8 +65,7 @@ class _TrueWalk:
         return true_motion(self.views[self.steps - 1], self.views[self.steps])
 
     def pose(self) -> CameraPose:
-        view = self.views[self.steps]
-        return CameraPose(eye=tuple(float(e) for e in view.eye), yaw=view.yaw, pitch=view.pitch, fov=view.fov)
+        return camera_pose(self.views[self.steps])
 
 
 class TrueGeometrySession(Session):
